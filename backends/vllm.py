@@ -1,0 +1,250 @@
+"""The in-process vLLM backend: AsyncLLM with prefix caching, on its own loop thread.
+
+Every request sends token ids (`TokensPrompt`), never text, so continuations are token-exact
+and hit the prefix cache on every full block. Stop strings are kept in the output so a
+trajectory's ids are exactly what the model produced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+from typing import Any, AsyncIterator, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .base import BackendStats, Completion, Delta, FinishReason, Sampling, Usage
+from .loop import LoopThread
+from .models import ModelError, resolve
+
+_END = object()
+
+
+class EngineConfig(BaseModel):
+    """Engine options; `extra_args` passes any other AsyncEngineArgs field through."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str = "smollm2-135m-instruct"
+    dtype: str = "auto"  # auto = float32 on CPU (no native bf16 there), the model's dtype on GPU
+    max_model_len: int = Field(4096, ge=64)
+    kv_cache_gib: float = Field(2.0, gt=0)  # CPU: KV cache size; GPU: see gpu_memory_utilization
+    gpu_memory_utilization: float = Field(0.85, gt=0, le=1)
+    block_size: int | None = 32  # CPU default 128 reuses prefixes too coarsely
+    max_num_seqs: int = Field(64, ge=1)
+    tensor_parallel_size: int = Field(1, ge=1)
+    enforce_eager: bool = True  # start in ~20 s instead of ~60 s with compilation
+    seed: int = 0
+    threads: int | None = Field(None, ge=1)  # CPU threads for the engine's matmuls
+    extra_args: dict[str, Any] = Field(default_factory=dict)
+
+
+class HFTokenizer:
+    """The model's own tokenizer and chat template."""
+
+    def __init__(self, tok: Any) -> None:
+        self._tok = tok
+        self.eos_token_id: int = tok.eos_token_id
+
+    def encode(self, text: str) -> list[int]:
+        return list(self._tok.encode(text, add_special_tokens=False))
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self._tok.decode(list(ids), skip_special_tokens=True)
+
+    def chat(self, messages: Sequence[dict[str, str]], add_generation_prompt: bool = True) -> list[int]:
+        text = self._tok.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=add_generation_prompt)
+        return self.encode(text)
+
+
+class VllmBackend:
+    def __init__(self, config: EngineConfig | None = None, **overrides: Any) -> None:
+        self.config = (config or EngineConfig()).model_copy(update=overrides) if overrides else (config or EngineConfig())
+        self.model_path = resolve(self.config.model)
+        self._ids = itertools.count()
+        self._stats = BackendStats()
+        self._thread = LoopThread(f"vllm-{self.model_path.name}")
+        try:
+            self._engine, tok = self._thread.call(self._start())
+        except Exception as e:
+            self._thread.stop()
+            raise ModelError(f"vLLM could not start model {self.model_path}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
+        self._tokenizer = HFTokenizer(tok)
+
+    # -- lifecycle ---------------------------------------------------------------------
+    async def _start(self) -> tuple[Any, Any]:
+        cfg = self.config
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, int(cfg.kv_cache_gib))))
+        if cfg.threads:
+            os.environ.setdefault("OMP_NUM_THREADS", str(cfg.threads))
+        if self.model_path.is_dir():
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from transformers import AutoTokenizer
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.platforms import current_platform
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        on_cpu = current_platform.is_cpu()
+        args: dict[str, Any] = dict(
+            model=str(self.model_path),
+            dtype=("float32" if on_cpu else "auto") if cfg.dtype == "auto" else cfg.dtype,
+            max_model_len=cfg.max_model_len,
+            enable_prefix_caching=True,
+            max_num_seqs=cfg.max_num_seqs,
+            tensor_parallel_size=cfg.tensor_parallel_size,
+            enforce_eager=cfg.enforce_eager,
+            seed=cfg.seed,
+            disable_log_stats=True,
+        )
+        if cfg.block_size:
+            args["block_size"] = cfg.block_size
+        if not on_cpu:
+            args["gpu_memory_utilization"] = cfg.gpu_memory_utilization
+        args.update(cfg.extra_args)
+        try:
+            engine_args = AsyncEngineArgs(**args)
+        except TypeError as e:
+            raise ValueError(f"engine option not understood by vLLM: {e}") from e
+        engine = AsyncLLM.from_engine_args(engine_args)
+        tok = AutoTokenizer.from_pretrained(str(self.model_path))
+        return engine, tok
+
+    async def close(self) -> None:
+        engine = getattr(self, "_engine", None)
+        if engine is not None:
+            engine.shutdown()
+            self._engine = None
+        self._thread.stop()
+
+    # -- contract -------------------------------------------------------------------------
+    @property
+    def tokenizer(self) -> HFTokenizer:
+        return self._tokenizer
+
+    def stats(self) -> BackendStats:
+        return self._stats
+
+    def _params(self, s: Sampling, kind: str, **extra: Any) -> Any:
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        return SamplingParams(
+            n=s.n, temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens,
+            stop=list(s.stop) or None, seed=s.seed, logprobs=s.logprobs,
+            include_stop_str_in_output=True, skip_special_tokens=True,
+            output_kind=getattr(RequestOutputKind, kind), **extra,
+        )
+
+    def _account(self, usage: Usage, aborted: bool = False) -> None:
+        s = self._stats  # only touched on the engine's loop thread
+        self._stats = BackendStats(s.requests + 1, s.aborted_requests + int(aborted), s.usage + usage)
+
+    async def generate(self, prompt_ids: Sequence[int], sampling: Sampling) -> list[Completion]:
+        return await self._thread.run(self._generate(list(prompt_ids), sampling))
+
+    async def _generate(self, ids: list[int], sampling: Sampling) -> list[Completion]:
+        from vllm.inputs import TokensPrompt
+
+        final = None
+        async for out in self._engine.generate(TokensPrompt(prompt_token_ids=ids), self._params(sampling, "FINAL_ONLY"), f"g{next(self._ids)}"):
+            final = out
+        if final is None:
+            raise RuntimeError("vLLM returned no output")
+        prefill = Usage(len(ids), final.num_cached_tokens or 0, 0)
+        completions = []
+        for i, o in enumerate(sorted(final.outputs, key=lambda o: o.index)):
+            usage = Usage(generated_tokens=len(o.token_ids)) + (prefill if i == 0 else Usage())
+            chosen, tops = _logprobs(o.token_ids, o.logprobs)
+            reason, hit = _finish(o.finish_reason, o.stop_reason)
+            completions.append(Completion(tuple(o.token_ids), o.text, reason, hit, chosen, tops, usage))
+        self._account(sum((c.usage for c in completions), Usage()))
+        return completions
+
+    async def stream(self, prompt_ids: Sequence[int], sampling: Sampling) -> AsyncIterator[Delta]:
+        if sampling.n != 1:
+            raise ValueError(f"stream needs Sampling.n == 1, got {sampling.n}")
+        caller = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+        put = lambda item: caller.call_soon_threadsafe(queue.put_nowait, item)  # noqa: E731
+        job = self._thread.submit(self._pump(list(prompt_ids), sampling, put))
+        done = False
+        try:
+            while True:
+                item = await queue.get()
+                if item is _END:
+                    done = True
+                    return
+                if isinstance(item, BaseException):
+                    done = True
+                    raise item
+                yield item
+        finally:
+            if not done:
+                job.cancel()  # cancels the pump on the engine loop; AsyncLLM aborts the request
+
+    async def _pump(self, ids: list[int], sampling: Sampling, put: Any) -> None:
+        from vllm.inputs import TokensPrompt
+
+        generated, cached, finished = 0, 0, False
+        try:
+            async for out in self._engine.generate(TokensPrompt(prompt_token_ids=ids), self._params(sampling, "DELTA"), f"s{next(self._ids)}"):
+                o = out.outputs[0]
+                generated += len(o.token_ids)
+                cached = out.num_cached_tokens or cached
+                chosen, tops = _logprobs(o.token_ids, o.logprobs)
+                if out.finished:
+                    finished = True
+                    reason, hit = _finish(o.finish_reason, o.stop_reason)
+                    usage = Usage(len(ids), cached, generated)
+                    self._account(usage, aborted=reason == "abort")
+                    put(Delta(tuple(o.token_ids), o.text, reason, hit, chosen, tops, usage))
+                else:
+                    put(Delta(tuple(o.token_ids), o.text, None, None, chosen, tops))
+            put(_END)
+        except asyncio.CancelledError:
+            if not finished:
+                self._account(Usage(len(ids), cached, generated), aborted=True)
+            raise
+        except BaseException as e:  # surface engine errors to the consumer
+            put(e)
+
+    async def prompt_logprobs(self, ids: Sequence[int], positions: Sequence[int]) -> list[float]:
+        for p in positions:
+            if not 1 <= p < len(ids):
+                raise ValueError(f"prompt_logprobs position {p} outside 1..{len(ids) - 1}")
+        return await self._thread.run(self._prompt_logprobs(list(ids), list(positions)))
+
+    async def _prompt_logprobs(self, ids: list[int], positions: list[int]) -> list[float]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+        from vllm.sampling_params import RequestOutputKind
+
+        params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0, output_kind=RequestOutputKind.FINAL_ONLY)
+        final = None
+        async for out in self._engine.generate(TokensPrompt(prompt_token_ids=ids), params, f"p{next(self._ids)}"):
+            final = out
+        self._account(Usage(len(ids), final.num_cached_tokens or 0, 1))
+        table = final.prompt_logprobs
+        return [float(table[p][ids[p]].logprob) for p in positions]
+
+
+def _finish(reason: str | None, stop_reason: Any) -> tuple[FinishReason, str | None]:
+    if reason == "length":
+        return "length", None
+    if reason == "abort":
+        return "abort", None
+    if isinstance(stop_reason, str):
+        return "stop", stop_reason
+    return "eos", None
+
+
+def _logprobs(token_ids: Sequence[int], logprobs: Any) -> tuple[tuple[float, ...] | None, tuple[tuple[float, ...], ...] | None]:
+    if logprobs is None:
+        return None, None
+    chosen, tops = [], []
+    for tid, table in zip(token_ids, logprobs):
+        chosen.append(float(table[tid].logprob))
+        tops.append(tuple(sorted((float(v.logprob) for v in table.values()), reverse=True)))
+    return tuple(chosen), tuple(tops)

@@ -1,0 +1,99 @@
+"""The reasoning tree of one problem: a networkx DiGraph whose nodes are steps.
+
+Node 0 is the prompt. Every other node is one generated step; its trajectory is the path
+from the root. Nodes carry the token ids of the whole trajectory so a continuation sends
+exactly those ids back to the engine.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import networkx as nx
+
+from ..backends.base import FinishReason
+
+
+@dataclass(frozen=True)
+class Node:
+    """A point in the tree; immutable, so strategies can hold and compare them freely."""
+
+    id: int
+    parent: int | None
+    ids: tuple[int, ...]  # prompt + every generated token on the path
+    prompt_len: int
+    text: str  # generated text from the root to here
+    step: str  # this node's own step text
+    depth: int
+    finish: FinishReason | None  # None while the trajectory may continue
+
+    @property
+    def finished(self) -> bool:
+        return self.finish is not None and self.finish != "stop"
+
+    @property
+    def generated_ids(self) -> tuple[int, ...]:
+        return self.ids[self.prompt_len :]
+
+
+class Trace:
+    def __init__(self, prompt_ids: Sequence[int], prompt_text: str = "") -> None:
+        self.graph = nx.DiGraph()
+        self._t0 = time.monotonic()
+        self.root = Node(0, None, tuple(prompt_ids), len(prompt_ids), "", "", 0, None)
+        self._nodes = {0: self.root}
+        self.graph.add_node(0, step=prompt_text, tokens=len(prompt_ids), depth=0, finish=None, score=None, t_start=0.0, t_end=0.0)
+
+    def add(
+        self,
+        parent: Node,
+        token_ids: Sequence[int],
+        step: str,
+        finish: FinishReason | None,
+        t_start: float,
+        **attrs: object,
+    ) -> Node:
+        node = Node(
+            len(self._nodes), parent.id, parent.ids + tuple(token_ids), self.root.prompt_len,
+            parent.text + step, step, parent.depth + 1, finish,
+        )
+        self._nodes[node.id] = node
+        self.graph.add_node(
+            node.id, step=step, tokens=len(token_ids), depth=node.depth, finish=finish, score=None,
+            t_start=round(t_start - self._t0, 4), t_end=round(time.monotonic() - self._t0, 4), **attrs,
+        )
+        self.graph.add_edge(parent.id, node.id)
+        return node
+
+    def set(self, node: Node, **attrs: object) -> None:
+        self.graph.nodes[node.id].update(attrs)
+
+    def score(self, node: Node) -> float | None:
+        return self.graph.nodes[node.id]["score"]
+
+    def node(self, node_id: int) -> Node:
+        return self._nodes[node_id]
+
+    def path(self, node: Node) -> list[Node]:
+        out = []
+        cur: Node | None = node
+        while cur is not None and cur.id != 0:
+            out.append(cur)
+            cur = self._nodes[cur.parent] if cur.parent is not None else None
+        return out[::-1]
+
+    def steps(self, node: Node) -> list[str]:
+        return [n.step for n in self.path(node)]
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def to_json(self) -> dict:
+        return nx.node_link_data(self.graph, edges="edges")
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_json()))

@@ -1,0 +1,127 @@
+"""Answer extraction and equivalence: the one entry point every strategy and grader uses.
+
+Extraction order (first that applies): the last `\\boxed{...}` (nested braces), GSM8K's
+`#### N`, "the answer is X" / "final answer: X", a multiple-choice letter when choices exist,
+the last number in the text. Equivalence: exact after normalisation, then numbers with a
+relative tolerance (thousands separators, units and trailing words dropped), then
+math-verify under a time limit.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from fractions import Fraction
+
+_NUMBER = r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+"
+_ANSWER_IS = re.compile(
+    r"(?:final answer|the answer|answer)\s*(?:is|:|=)\s*[:\s]*(.+?)(?:\n|$)", re.IGNORECASE
+)
+_HASHES = re.compile(r"####\s*(.+?)\s*$", re.MULTILINE)
+_LETTER = re.compile(r"(?:^|[^A-Za-z])\(?([A-J])\)?(?:[^A-Za-z]|$)")
+
+
+@dataclass(frozen=True)
+class Extracted:
+    text: str  # the extracted answer, normalised
+    how: str  # boxed | hashes | phrase | letter | number | none
+
+
+def boxed(text: str) -> str | None:
+    """Content of the last \\boxed{...} or \\fbox{...}, nested braces included."""
+    start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
+    if start < 0:
+        return None
+    i = text.find("{", start)
+    if i < 0:
+        m = re.match(r"\\boxed\s+(\S+)", text[start:])  # \boxed 5
+        return m.group(1) if m else None
+    depth = 0
+    for j in range(i, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[j], 0)
+        if depth == 0:
+            return text[i + 1 : j]
+    return None
+
+
+def extract(text: str, choices: int = 0) -> Extracted:
+    """The answer a response gives. `choices` > 0 means a multiple-choice question with that many options."""
+    b = boxed(text)
+    if b is not None:
+        return Extracted(normalise(_strip_text_wrappers(b)), "boxed")
+    m = _HASHES.findall(text)
+    if m:
+        return Extracted(normalise(m[-1]), "hashes")
+    phrases = _ANSWER_IS.findall(text)
+    if phrases:
+        return Extracted(normalise(phrases[-1]), "phrase")
+    if choices:
+        letters = [x for x in _LETTER.findall(text) if ord(x) - ord("A") < choices]
+        if letters:
+            return Extracted(letters[-1], "letter")
+    nums = re.findall(_NUMBER, text)
+    if nums:
+        return Extracted(normalise(nums[-1]), "number")
+    return Extracted("", "none")
+
+
+def _strip_text_wrappers(s: str) -> str:
+    return re.sub(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}", r"\1", s)
+
+
+def normalise(s: str) -> str:
+    s = s.strip().strip("$").strip()
+    s = re.sub(r"\\[,;!: ]|\\quad", "", s)  # LaTeX spacing
+    s = re.sub(r"^\\text\{(.*)\}$", r"\1", s)
+    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("\\left", "").replace("\\right", "")
+    s = s.rstrip(".").strip()
+    return s
+
+
+def as_number(s: str) -> Fraction | float | None:
+    """A number read from an answer: '1,234', '$18.00', '18 dollars', '3/4', '\\frac{3}{4}', '50%'."""
+    t = normalise(s).replace("\\$", "").replace("$", "").replace("\\%", "%")
+    t = re.sub(r"^\\frac\{(-?\d+)\}\{(\d+)\}$", r"\1/\2", t)
+    t = re.sub(r"^-\\frac\{(\d+)\}\{(\d+)\}$", r"-\1/\2", t)
+    m = re.fullmatch(rf"\s*({_NUMBER})\s*%?\s*(?:[A-Za-z][A-Za-z .]*)?", t)
+    if not m:
+        return None
+    raw = m.group(1)
+    if "," in raw and not re.fullmatch(r"-?\d{1,3}(,\d{3})+(\.\d+)?", raw):
+        return None  # "1,2" is a list, not a thousands separator
+    raw = raw.replace(",", "")
+    try:
+        return Fraction(raw) if "/" in raw else Fraction(raw)
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def equivalent(answer: str, reference: str, rel_tol: float = 1e-6, timeout_s: float = 5.0) -> bool:
+    """Whether `answer` means the same as `reference`."""
+    a, r = normalise(answer), normalise(reference)
+    if not a or not r:
+        return False
+    if a == r or a.lower() == r.lower():
+        return True
+    na, nr = as_number(a), as_number(r)
+    if na is not None and nr is not None:
+        return abs(na - nr) <= rel_tol * max(1, abs(nr))
+    if re.fullmatch(r"[A-J]", r) or re.fullmatch(r"[A-J]", a):
+        return a.strip("()").upper() == r.strip("()").upper()
+    return _math_verify(a, r, timeout_s)
+
+
+def _math_verify(answer: str, reference: str, timeout_s: float) -> bool:
+    from math_verify import parse, verify
+
+    # math-verify times out with SIGALRM, which only works on the main thread.
+    limit = int(max(1, timeout_s)) if threading.current_thread() is threading.main_thread() else None
+    try:
+        gold = parse(f"${reference}$", parsing_timeout=limit)
+        pred = parse(f"${answer}$", parsing_timeout=limit)
+        if not gold or not pred:
+            return False
+        return bool(verify(gold, pred, timeout_seconds=limit))
+    except Exception:  # a parser failure or time-out means "not shown equal"
+        return False
