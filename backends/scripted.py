@@ -16,6 +16,7 @@ from typing import AsyncIterator, Callable, Sequence
 from .base import BackendStats, Completion, Delta, FinishReason, Sampling, Usage
 
 EOS = 0
+ASSISTANT = "<|assistant|>"
 
 
 @dataclass(frozen=True)
@@ -27,8 +28,14 @@ class ScriptCall:
     seed: int | None
     sampling: Sampling
 
+    @property
+    def generated(self) -> str:
+        """What the assistant already wrote in this prefix (text after the last assistant tag)."""
+        i = self.prompt.rfind(ASSISTANT)
+        return self.prompt[i + len(ASSISTANT) :] if i >= 0 else ""
 
-Script = Callable[[ScriptCall], str]
+
+Script = Callable[[ScriptCall], str]  # the response text (EOS follows unless cut)
 
 
 class CharTokenizer:
@@ -42,7 +49,7 @@ class CharTokenizer:
 
     def chat(self, messages: Sequence[dict[str, str]], add_generation_prompt: bool = True) -> list[int]:
         text = "".join(f"<|{m['role']}|>{m['content']}\n" for m in messages)
-        return self.encode(text + ("<|assistant|>" if add_generation_prompt else ""))
+        return self.encode(text + (ASSISTANT if add_generation_prompt else ""))
 
 
 def _default_logprob(prefix: Sequence[int], token: int) -> float:
@@ -96,8 +103,12 @@ class ScriptedBackend:
             self._cached_blocks.add(ids[:end])
 
     def _plan(self, prompt: tuple[int, ...], call: ScriptCall) -> tuple[list[int], FinishReason, str | None]:
-        """Tokens the sample will produce, cut at the first stop string (kept) or max_tokens."""
+        """Tokens the sample will produce, cut at the first stop string (kept) or max_tokens.
+        A script may return the whole response from the start: the part already in the
+        prefix is skipped, so continuations continue."""
         text = self._script(call)
+        if call.generated and text.startswith(call.generated):
+            text = text[len(call.generated) :]
         stop_at, hit = len(text) + 1, None
         for s in call.sampling.stop:
             i = text.find(s)

@@ -126,6 +126,10 @@ class VllmBackend:
     def stats(self) -> BackendStats:
         return self._stats
 
+    def unfinished_requests(self) -> int:
+        """Requests the engine still holds (0 once every stream ended or was aborted)."""
+        return self._engine.output_processor.get_num_unfinished_requests()
+
     def _params(self, s: Sampling, kind: str, **extra: Any) -> Any:
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind

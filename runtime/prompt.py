@@ -1,0 +1,31 @@
+"""How a problem becomes prompt token ids: the model's chat template around a user template."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from ..backends.base import Tokenizer
+from .problem import Problem
+
+MATH_TEMPLATE = "{question}\nPlease reason step by step, and put your final answer within \\boxed{{}}."
+
+
+class PromptConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    system: str | None = None
+    template: str = MATH_TEMPLATE  # {question} is replaced by the problem text
+    chat: bool = True  # False: plain text prompt (base models)
+
+    def render(self, problem: Problem) -> str:
+        try:
+            return self.template.format(question=problem.question)
+        except (KeyError, IndexError) as e:
+            raise ValueError(f"prompt.template: only {{question}} may appear in braces (double other braces), got {e}") from e
+
+    def ids(self, tokenizer: Tokenizer, problem: Problem) -> list[int]:
+        user = self.render(problem)
+        if not self.chat:
+            return tokenizer.encode(((self.system + "\n\n") if self.system else "") + user)
+        messages = ([{"role": "system", "content": self.system}] if self.system else []) + [{"role": "user", "content": user}]
+        return tokenizer.chat(messages)

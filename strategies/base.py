@@ -1,0 +1,57 @@
+"""The Strategy contract and the registry that finds strategies by name.
+
+A strategy is a small class with a frozen pydantic `Config` and `async run(ctx) -> Result`.
+It talks to the engine and verifiers only through the Context. Modules are imported on
+first use, so listing strategies or `ponder --help` never imports torch or vLLM.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import ClassVar, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ..runtime.context import Context
+from ..runtime.result import Result
+
+REGISTRY: dict[str, str] = {
+    "best_of_n": "best_of_n:BestOfN",
+    "beam_search": "beam_search:BeamSearch",
+    "dvts": "dvts:DVTS",
+    "first_finish": "first_finish:FirstFinish",
+    "particle_filtering": "particle_filtering:ParticleFiltering",
+}
+
+
+class StrategyConfig(BaseModel):
+    """Base of every strategy's config: frozen, unknown keys rejected."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+@runtime_checkable
+class Strategy(Protocol):
+    name: ClassVar[str]
+    Config: ClassVar[type[StrategyConfig]]
+    config: StrategyConfig
+    needs_scorer: ClassVar[bool]
+
+    async def run(self, ctx: Context) -> Result: ...
+
+
+def strategy_class(name: str) -> type[Strategy]:
+    if name not in REGISTRY:
+        raise ValueError(f"unknown strategy {name!r}: expected one of {', '.join(sorted(REGISTRY))}")
+    module, cls = REGISTRY[name].split(":")
+    return getattr(importlib.import_module(f"{__package__}.{module}"), cls)
+
+
+def make_strategy(name: str, **config: object) -> Strategy:
+    cls = strategy_class(name)
+    try:
+        return cls(cls.Config(**config))  # type: ignore[call-arg]
+    except ValidationError as e:
+        first = e.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise ValueError(f"strategy {name}: field {field!r}: {first['msg']}") from None

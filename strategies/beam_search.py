@@ -1,0 +1,92 @@
+"""PRM-guided step-level beam search (Snell et al. 2024; search-and-learn).
+
+N beams in all, width M: keep the N/M best partial trajectories, expand each M times by one
+step (text up to the delimiter, kept). Each beam's M samples are one request (one prefill,
+the beam's prefix served from the cache) and are scored as soon as they return, so scoring
+overlaps the other beams' generation; only the top-k choice waits for the whole step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import ClassVar
+
+from pydantic import Field, model_validator
+
+from ..runtime.context import Context
+from ..runtime.result import Result
+from ..runtime.trace import Node
+from ..verifiers.voting import select
+from .base import StrategyConfig
+
+
+class BeamSearchConfig(StrategyConfig):
+    n: int = Field(8, ge=1)  # N, total beams
+    width: int = Field(4, ge=1)  # M, expansions per kept beam
+    max_steps: int = Field(40, ge=1)
+    temperature: float = Field(0.8, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    step_tokens: int = Field(256, ge=1)  # cap on one step
+    final_tokens: int = Field(1024, ge=1)  # cap on the last allowed step (runs to EOS)
+    aggregate: str = "last"
+    dedup: bool = True  # drop beams whose text duplicates another's
+    lookahead: int = Field(0, ge=0)  # k greedy steps rolled out to score a step, then discarded
+    selection: str = "best"  # best | weighted | majority over completed beams
+
+    @model_validator(mode="after")
+    def _divisible(self) -> "BeamSearchConfig":
+        if self.n % self.width:
+            raise ValueError(f"n ({self.n}) must be a multiple of width ({self.width})")
+        return self
+
+
+class BeamSearch:
+    name: ClassVar[str] = "beam_search"
+    Config: ClassVar[type[StrategyConfig]] = BeamSearchConfig
+    needs_scorer: ClassVar[bool] = True
+
+    def __init__(self, config: BeamSearchConfig) -> None:
+        self.config = config
+
+    async def run(self, ctx: Context) -> Result:
+        cfg = self.config
+        keep = cfg.n // cfg.width
+        completed: list[tuple[Node, float]] = []
+        beams: list[tuple[Node, float]] = []
+        for step in range(cfg.max_steps):
+            last = step == cfg.max_steps - 1 or ctx.exhausted()
+            parents = [(ctx.tree.root, cfg.n)] if step == 0 else [(b, cfg.width) for b, _ in beams]
+            groups = await asyncio.gather(*(self._expand(ctx, p, k, last) for p, k in parents))
+            children = [c for g in groups for c in g]
+            if cfg.dedup:
+                seen: set[str] = set()
+                children = [c for c in children if not (c[0].text in seen or seen.add(c[0].text))]
+            completed += [c for c in children if ctx.done(c[0]) or last]
+            active = [c for c in children if not (ctx.done(c[0]) or last)]
+            beams = sorted(active, key=lambda c: c[1], reverse=True)[:keep]
+            if not beams or len(completed) >= cfg.n:
+                break
+        pool = completed or beams
+        candidates = [ctx.candidate(node, score) for node, score in pool]
+        return ctx.result(self.name, select(candidates, cfg.selection), candidates, {"steps": step + 1})
+
+    async def _expand(self, ctx: Context, parent: Node, n: int, last: bool) -> list[tuple[Node, float]]:
+        cfg = self.config
+        stop = () if last else (ctx.delimiter,)
+        tokens = cfg.final_tokens if last else cfg.step_tokens
+        children = await ctx.extend(parent, ctx.sampling(n=n, temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=tokens, stop=stop))
+        scores = await asyncio.gather(*(self._score(ctx, c) for c in children))
+        return list(zip(children, scores))
+
+    async def _score(self, ctx: Context, node: Node) -> float:
+        if not self.config.lookahead or ctx.done(node):
+            return await ctx.score(node, self.config.aggregate)
+        tip = node
+        for _ in range(self.config.lookahead):
+            (tip,) = await ctx.extend(tip, ctx.sampling(temperature=0.0, max_tokens=self.config.step_tokens, stop=(ctx.delimiter,)))
+            ctx.tree.set(tip, lookahead=True)
+            if ctx.done(tip):
+                break
+        value = await ctx.score(tip, self.config.aggregate)
+        ctx.tree.set(node, score=value)
+        return value

@@ -1,0 +1,64 @@
+"""Best-of-N (Brown et al. 2024): n full samples from one prefix, one answer selected.
+
+One request with n samples, so the prompt is prefilled once. With a reference answer the
+metrics include the unbiased pass@k = 1 - C(n-c, k)/C(n, k) for k = 1, 2, 4, ... <= n.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from math import comb
+from typing import ClassVar
+
+from pydantic import Field
+
+from ..runtime.context import Context
+from ..runtime.result import Result
+from ..verifiers.answer import equivalent
+from ..verifiers.voting import Selection, select
+from .base import StrategyConfig
+
+
+class BestOfNConfig(StrategyConfig):
+    n: int = Field(8, ge=1)
+    temperature: float = Field(0.8, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_tokens: int = Field(1024, ge=1)
+    selection: Selection = "majority"
+    aggregate: str = "last"  # how step scores make a trajectory score (weighted / best)
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    if n - c < k:
+        return 1.0
+    return 1.0 - comb(n - c, k) / comb(n, k)
+
+
+class BestOfN:
+    name: ClassVar[str] = "best_of_n"
+    Config: ClassVar[type[StrategyConfig]] = BestOfNConfig
+    needs_scorer: ClassVar[bool] = False
+
+    def __init__(self, config: BestOfNConfig) -> None:
+        self.config = config
+
+    async def run(self, ctx: Context) -> Result:
+        cfg = self.config
+        n = 1 if cfg.selection == "first" and cfg.n == 1 else cfg.n
+        sampling = ctx.sampling(n=n, temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens)
+        nodes = await ctx.extend(ctx.tree.root, sampling)
+        scored = cfg.selection in ("weighted", "best")
+        if scored:
+            steps = [[s for s in node.text.split(ctx.delimiter) if s.strip()] or [node.text] for node in nodes]
+            scores = await asyncio.gather(*(ctx.score(node, cfg.aggregate, st) for node, st in zip(nodes, steps)))
+        else:
+            scores = [None] * len(nodes)
+        candidates = [ctx.candidate(node, s) for node, s in zip(nodes, scores)]
+        metrics: dict[str, float] = {}
+        if ctx.problem.answer is not None:
+            c = sum(equivalent(x.answer, ctx.problem.answer) for x in candidates)
+            k = 1
+            while k <= len(candidates):
+                metrics[f"pass@{k}"] = round(pass_at_k(len(candidates), c, k), 4)
+                k *= 2
+        return ctx.result(self.name, select(candidates, cfg.selection), candidates, metrics)

@@ -1,0 +1,94 @@
+"""First Finish Search (Agarwal et al. 2025): the first sample to reach EOS wins.
+
+n samples stream concurrently; the first to finish with EOS (a length cap is no finish)
+is the answer and the rest are aborted at once, their tokens so far counted as aborted in
+the ledger. `sync` mode samples all n and returns the shortest EOS-finished one. If none
+finishes, majority over the truncated answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from ..runtime.context import Context
+from ..runtime.result import Result
+from ..runtime.trace import Node
+from ..verifiers.voting import select
+from .base import StrategyConfig
+
+
+class FirstFinishConfig(StrategyConfig):
+    n: int = Field(8, ge=1)
+    temperature: float = Field(0.8, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_tokens: int = Field(1024, ge=1)
+    mode: Literal["async", "sync"] = "async"
+
+
+class FirstFinish:
+    name: ClassVar[str] = "first_finish"
+    Config: ClassVar[type[StrategyConfig]] = FirstFinishConfig
+    needs_scorer: ClassVar[bool] = False
+
+    def __init__(self, config: FirstFinishConfig) -> None:
+        self.config = config
+
+    async def run(self, ctx: Context) -> Result:
+        return await (self._sync(ctx) if self.config.mode == "sync" else self._async(ctx))
+
+    async def _sync(self, ctx: Context) -> Result:
+        cfg = self.config
+        nodes = await ctx.extend(ctx.tree.root, ctx.sampling(n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens))
+        return self._answer(ctx, nodes, {})
+
+    async def _async(self, ctx: Context) -> Result:
+        cfg = self.config
+        t0 = ctx.tree.now()
+        partial: dict[int, tuple[list[int], list[str]]] = {i: ([], []) for i in range(cfg.n)}
+        tasks = {
+            asyncio.create_task(self._one(ctx, ctx.sampling(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens), partial[i])): i
+            for i in range(cfg.n)
+        }
+        finished: list[Node] = []
+        winner: Node | None = None
+        pending = set(tasks)
+        try:
+            while pending and winner is None:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    ids, text, reason = task.result()
+                    node = ctx.tree.add(ctx.tree.root, ids, text, reason, t0, sample=tasks[task])
+                    finished.append(node)
+                    if reason == "eos" and winner is None:
+                        winner = node
+        finally:
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        latency = ctx.tree.now() - t0
+        for task in pending:  # the losers, as far as they got
+            ids, pieces = partial[tasks[task]]
+            ctx.tree.add(ctx.tree.root, ids, "".join(pieces), "abort", t0, sample=tasks[task])
+        metrics = {"latency_s": round(latency, 3), "aborted": len(pending)}
+        return self._answer(ctx, [winner] if winner else finished, metrics)
+
+    async def _one(self, ctx: Context, sampling, sink: tuple[list[int], list[str]]):
+        ids, pieces = sink
+        reason = "abort"
+        async for d in ctx.stream(ctx.tree.root, sampling):
+            ids.extend(d.token_ids)
+            pieces.append(d.text)
+            if d.finish_reason is not None:
+                reason = d.finish_reason
+        return list(ids), "".join(pieces), reason
+
+    def _answer(self, ctx: Context, nodes: list[Node], metrics: dict[str, float]) -> Result:
+        finished = sorted((n for n in nodes if n.finish == "eos"), key=lambda n: len(n.generated_ids))
+        if finished:
+            chosen = ctx.candidate(finished[0])
+            return ctx.result(self.name, chosen, [ctx.candidate(n) for n in nodes], {**metrics, "winner_tokens": len(finished[0].generated_ids)})
+        candidates = [ctx.candidate(n) for n in nodes]
+        return ctx.result(self.name, select(candidates, "majority"), candidates, {**metrics, "fallback": 1})
