@@ -65,8 +65,13 @@ class Context:
         """n children of `node`, continuing its exact token ids."""
         t0 = self.tree.now()
         completions = await self.backend.generate(node.ids, sampling)
-        self.ledger.record(sum((c.usage for c in completions), Usage()))
-        return [self.tree.add(node, c.token_ids, c.text, c.finish_reason, t0) for c in completions]
+        usage = sum((c.usage for c in completions), Usage())
+        self.ledger.record(usage)
+        request = self.ledger.requests
+        return [
+            self.tree.add(node, c.token_ids, c.text, c.finish_reason, t0, request=request, cached_tokens=usage.cached_tokens)
+            for c in completions
+        ]
 
     async def stream(self, node: Node, sampling: Sampling) -> AsyncIterator[Delta]:
         """Stream one child of `node`; the ledger records the request, aborted or not."""

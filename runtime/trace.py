@@ -43,7 +43,7 @@ class Node:
 class Trace:
     def __init__(self, prompt_ids: Sequence[int], prompt_text: str = "") -> None:
         self.graph = nx.DiGraph()
-        self._t0 = time.monotonic()
+        self.t0 = time.monotonic()  # node times are seconds after this
         self.root = Node(0, None, tuple(prompt_ids), len(prompt_ids), "", "", 0, None)
         self._nodes = {0: self.root}
         self.graph.add_node(0, step=prompt_text, tokens=len(prompt_ids), depth=0, finish=None, score=None, t_start=0.0, t_end=0.0)
@@ -64,7 +64,7 @@ class Trace:
         self._nodes[node.id] = node
         self.graph.add_node(
             node.id, step=step, tokens=len(token_ids), depth=node.depth, finish=finish, score=None,
-            t_start=round(t_start - self._t0, 4), t_end=round(time.monotonic() - self._t0, 4), **attrs,
+            t_start=round(t_start - self.t0, 4), t_end=round(time.monotonic() - self.t0, 4), **attrs,
         )
         self.graph.add_edge(parent.id, node.id)
         return node

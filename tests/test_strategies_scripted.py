@@ -1,0 +1,132 @@
+"""Each strategy's behaviour pinned on the scripted backend (fast, deterministic)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from ponder.backends.scripted import ScriptedBackend
+from ponder.runtime.budget import Budget
+from ponder.runtime.problem import Problem
+from ponder.runtime.solver import Solver
+from ponder.strategies.base import REGISTRY, make_strategy
+
+from .scripts import KeywordScorer, backend
+
+PROBLEM = Problem(id="p1", question="What is 3 + 4?", answer="7")
+
+
+def depth_nodes(result, depth):
+    g = result.trace.graph
+    return [n for n, a in g.nodes(data=True) if a["depth"] == depth and not a.get("lookahead")]
+
+
+async def test_best_of_n_majority_and_pass_at_k():
+    answers = ["\\boxed{7}", "\\boxed{8}", "7 is it: \\boxed{7}", "\\boxed{9}"]
+    b = ScriptedBackend(lambda c: answers[c.index])
+    r = await Solver(b, make_strategy("best_of_n", n=4)).solve(PROBLEM)
+    assert r.answer == "7" and r.correct is True
+    assert [c.answer for c in r.candidates] == ["7", "8", "7", "9"]
+    assert r.metrics["pass@1"] == pytest.approx(0.5) and r.metrics["pass@4"] == 1.0
+    assert r.ledger.requests == 1 and r.ledger.prompt_tokens == len(b.calls[0].prompt)  # one prefill
+
+
+async def test_best_of_n_selection_rules_differ_as_specified():
+    # one highly scored 8 against eleven weakly scored 7s: 0.9 alone vs 11 x 0.1 = 1.1
+    answers = ["good \\boxed{8}"] + ["bad \\boxed{7}"] * 11
+    for selection, expected in [("best", "8"), ("weighted", "7"), ("majority", "7"), ("first", "8")]:
+        b = ScriptedBackend(lambda c: answers[c.index])
+        scorer = KeywordScorer()
+        r = await Solver(b, make_strategy("best_of_n", n=12, selection=selection), scorer).solve(PROBLEM)
+        assert r.answer == expected, selection
+        assert r.ledger.verifier_calls == (12 if selection in ("best", "weighted") else 0)
+
+
+async def test_beam_search_keeps_n_over_m_and_expands_m():
+    b, scorer = backend(), KeywordScorer()
+    r = await Solver(b, make_strategy("beam_search", n=8, width=4, dedup=False), scorer).solve(PROBLEM)
+    assert len(depth_nodes(r, 1)) == 8  # first step: N samples from the prompt
+    for depth in (2, 3):
+        nodes = depth_nodes(r, depth)
+        parents = Counter(r.trace.graph.nodes[next(iter(r.trace.graph.predecessors(n)))]["step"] for n in nodes)
+        assert len(nodes) == 8 and len(parents) == 2  # N/M = 2 kept, each expanded M = 4 times
+        assert all(count == 4 for count in parents.values())
+        assert all("good" in step for step in parents)  # the kept beams were the best scored
+    assert r.answer == "7" and r.correct
+    assert all(c.finish == "eos" for c in r.candidates)
+
+
+async def test_beam_search_dedup_and_lookahead():
+    r = await Solver(backend(), make_strategy("beam_search", n=4, width=2, lookahead=1), KeywordScorer()).solve(PROBLEM)
+    g = r.trace.graph
+    assert any(a.get("lookahead") for _, a in g.nodes(data=True))
+    texts = [r.trace.node(n).text for n in depth_nodes(r, 2)]
+    assert len(texts) == len(set(texts))  # duplicates were dropped
+    assert r.answer == "7"
+
+
+async def test_dvts_subtrees_never_compete():
+    b, scorer = backend(), KeywordScorer()
+    r = await Solver(b, make_strategy("dvts", n=8, width=4), scorer).solve(PROBLEM)
+    g = r.trace.graph
+    assert len(r.candidates) == 2  # N/M subtrees, one final each
+    for depth in (1, 2, 3):
+        nodes = depth_nodes(r, depth)
+        assert len(nodes) == 8  # each subtree expands its own node M times
+        parents = {next(iter(g.predecessors(n))) for n in nodes}
+        # one parent per subtree (both start at the prompt): no subtree took another's beam
+        assert len(parents) == (1 if depth == 1 else 2)
+        assert {g.nodes[n].get("subtree") for n in nodes if g.nodes[n].get("subtree") is not None} <= {0, 1}
+    assert r.answer == "7"
+
+
+async def test_first_finish_returns_the_first_finisher_and_aborts_the_rest():
+    lengths = [120, 40, 200, 90]
+    b = ScriptedBackend(lambda c: "x" * lengths[(c.seed or 0) % 4] + " \\boxed{5}", token_delay_s=0.002)
+    r = await Solver(b, make_strategy("first_finish", n=4)).solve(PROBLEM)
+    assert len(r.text) == 40 + len(" \\boxed{5}") and r.answer == "5"
+    assert r.ledger.aborted_requests == 3 and r.metrics["aborted"] == 3
+    assert 0 < r.ledger.aborted_tokens < 3 * 60  # the losers stopped at about the winner's length
+    aborted = [a for _, a in r.trace.graph.nodes(data=True) if a["finish"] == "abort"]
+    assert len(aborted) == 3
+    assert b.stats().aborted_requests == 3
+
+
+async def test_first_finish_ignores_length_capped_samples_and_sync_mode():
+    lengths = [30, 500, 60, 500]
+    b = ScriptedBackend(lambda c: "y" * lengths[(c.seed or 0) % 4] + " \\boxed{2}", token_delay_s=0.001)
+    r = await Solver(b, make_strategy("first_finish", n=4, max_tokens=100, mode="sync")).solve(PROBLEM)
+    assert r.metrics["winner_tokens"] == min(x for x in [len(c.text) for c in r.candidates if c.finish == "eos"]) + 1
+    b2 = ScriptedBackend(lambda c: "z" * 500, token_delay_s=0.0)
+    r2 = await Solver(b2, make_strategy("first_finish", n=3, max_tokens=50)).solve(PROBLEM)
+    assert r2.metrics["fallback"] == 1 and all(c.finish == "length" for c in r2.candidates)
+
+
+async def test_particle_filtering_resamples_towards_high_weights():
+    r = await Solver(backend(), make_strategy("particle_filtering", particles=8, weight_temperature=0.05), KeywordScorer()).solve(PROBLEM)
+    g = r.trace.graph
+    for n in depth_nodes(r, 2):
+        parent = next(iter(g.predecessors(n)))
+        assert "good" in g.nodes[parent]["step"]  # bad particles (weight ~1e-7) were resampled away
+    weights = [a["weight"] for _, a in g.nodes(data=True) if "weight" in a]
+    assert weights and abs(sum(w for n, w in ((n, a.get("weight")) for n, a in g.nodes(data=True) if a["depth"] == 1) if w) - 1) < 1e-6
+    assert r.metrics["resamples"] >= 1 and r.answer == "7"
+
+
+async def test_budget_stops_cleanly_and_still_answers():
+    b = backend()
+    r = await Solver(b, make_strategy("beam_search", n=4, width=2, max_steps=40), KeywordScorer(), budget=Budget(generated_tokens=60)).solve(PROBLEM)
+    assert r.candidates and r.ledger.generated_tokens <= 60 + 4 * 40
+
+
+def test_registry_and_config_errors():
+    assert {"best_of_n", "beam_search", "dvts", "first_finish", "particle_filtering"} <= set(REGISTRY)
+    with pytest.raises(ValueError, match="unknown strategy 'nope'"):
+        make_strategy("nope")
+    with pytest.raises(ValueError, match="field 'n'"):
+        make_strategy("best_of_n", n=0)
+    with pytest.raises(ValueError, match="multiple of width"):
+        make_strategy("beam_search", n=6, width=4)
+    with pytest.raises(ValueError, match="needs a step scorer"):
+        Solver(backend(), "beam_search")
