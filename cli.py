@@ -34,5 +34,76 @@ def models_list() -> None:
         typer.echo(f"{name:28} {'pulled: ' + str(folder) if folder else 'not pulled'}  {description}")
 
 
+@app.command()
+def solve(
+    question: str = typer.Argument(..., help="the question to answer"),
+    strategy: str = typer.Option("best_of_n", "--strategy", "-s", help="strategy name (see `ponder strategies`)"),
+    n: int = typer.Option(1, "--n", "-n", help="samples (best_of_n / first_finish) or beams"),
+    model: str = typer.Option("smollm2-135m-instruct", "--model", "-m", help="embedded name, HF folder or hub id"),
+    scorer: str = typer.Option(None, "--scorer", help="step scorer for search strategies (arithmetic)"),
+    max_tokens: int = typer.Option(512, "--max-tokens"),
+    answer: str = typer.Option(None, "--answer", help="reference answer, to grade the result"),
+    set_: list[str] = typer.Option([], "--set", help="strategy field=value (repeatable)"),
+) -> None:
+    """Answer one question and print the answer and the tokens spent."""
+    import asyncio
+
+    from .backends.models import ModelError
+    from .runtime.problem import Problem
+    from .runtime.solver import Solver
+    from .strategies.base import make_strategy, strategy_class
+    from .verifiers import make_scorer
+
+    try:
+        fields = strategy_class(strategy).Config.model_fields
+        config: dict[str, object] = {}
+        if strategy == "best_of_n":
+            config = {"n": n, "max_tokens": max_tokens, **({"temperature": 0.0, "selection": "first"} if n == 1 else {})}
+        elif "n" in fields:
+            config = {"n": n} if n > 1 else {}
+        for item in set_:
+            key, sep, value = item.partition("=")
+            if not sep:
+                fail(f"--set expects field=value, got {item!r}")
+            config[key] = value
+        chosen = make_strategy(strategy, **config)
+        if getattr(chosen, "needs_scorer", False) and scorer is None:
+            scorer = "arithmetic"
+        from .backends.vllm import EngineConfig, VllmBackend
+
+        backend = VllmBackend(EngineConfig(model=model))
+    except (ModelError, ValueError) as e:
+        fail(str(e))
+
+    async def run():
+        try:
+            solver = Solver(backend, chosen, make_scorer(scorer, backend) if scorer else None)
+            return await solver.solve(Problem(id="q0", question=question, answer=answer))
+        finally:
+            await backend.close()
+
+    result = asyncio.run(run())
+    led = result.ledger
+    typer.echo(f"answer: {result.answer or '(none)'}" + ("" if result.correct is None else f"  correct: {result.correct}"))
+    typer.echo(
+        f"tokens: generated {led.generated_tokens}, prompt {led.prompt_tokens} (cached {led.cached_tokens}), "
+        f"aborted {led.aborted_tokens}; requests {led.requests}; verifier calls {led.verifier_calls}; {led.wall_s:.1f} s"
+    )
+    if len(result.candidates) > 1:
+        typer.echo("candidates: " + ", ".join(c.answer or "-" for c in result.candidates))
+
+
+@app.command()
+def strategies() -> None:
+    """List strategies with their config fields and defaults."""
+    from .strategies.base import REGISTRY, strategy_class
+
+    for name in sorted(REGISTRY):
+        cls = strategy_class(name)
+        typer.echo(f"{name}{'  (needs a scorer)' if cls.needs_scorer else ''}")
+        for field, info in cls.Config.model_fields.items():
+            typer.echo(f"    {field} = {info.default!r}")
+
+
 def main() -> None:
     app()
