@@ -94,6 +94,25 @@ def solve(
 
 
 @app.command()
+def grade(
+    file: str = typer.Argument(..., help="JSONL with a response and a reference per line"),
+    output: str = typer.Option(None, "--output", "-o", help="default: FILE.graded.jsonl beside the input"),
+    response_field: str = typer.Option("response", "--response-field"),
+    reference_field: str = typer.Option("reference", "--reference-field"),
+) -> None:
+    """Grade responses against references; writes each line back with `extracted` and `is_correct`."""
+    from pathlib import Path
+
+    from .verifiers.grading import grade_file
+
+    try:
+        s = grade_file(Path(file), Path(output) if output else None, response_field, reference_field)
+    except ValueError as e:
+        fail(str(e))
+    typer.echo(f"accuracy: {s.accuracy:.4f} ({s.correct}/{s.total})  written: {s.output}")
+
+
+@app.command()
 def strategies() -> None:
     """List strategies with their config fields and defaults."""
     from .strategies.base import REGISTRY, strategy_class

@@ -37,6 +37,7 @@ class EngineConfig(BaseModel):
     enforce_eager: bool = True  # start in ~20 s instead of ~60 s with compilation
     seed: int = 0
     threads: int | None = Field(None, ge=1)  # CPU threads for the engine's matmuls
+    log_stats: bool = False  # keep vLLM's Prometheus counters (prefill tokens computed vs cached)
     extra_args: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -96,7 +97,7 @@ class VllmBackend:
             tensor_parallel_size=cfg.tensor_parallel_size,
             enforce_eager=cfg.enforce_eager,
             seed=cfg.seed,
-            disable_log_stats=True,
+            disable_log_stats=not cfg.log_stats,
         )
         if cfg.block_size:
             args["block_size"] = cfg.block_size
@@ -125,6 +126,14 @@ class VllmBackend:
 
     def stats(self) -> BackendStats:
         return self._stats
+
+    @property
+    def engine(self) -> Any:
+        """The underlying AsyncLLM; await its coroutines through `run_on_engine`."""
+        return self._engine
+
+    async def run_on_engine(self, coro: Any) -> Any:
+        return await self._thread.run(coro)
 
     def unfinished_requests(self) -> int:
         """Requests the engine still holds (0 once every stream ended or was aborted)."""

@@ -49,7 +49,7 @@ def extract(text: str, choices: int = 0) -> Extracted:
     """The answer a response gives. `choices` > 0 means a multiple-choice question with that many options."""
     b = boxed(text)
     if b is not None:
-        return Extracted(normalise(_strip_text_wrappers(b)), "boxed")
+        return Extracted(normalise(b), "boxed")
     m = _HASHES.findall(text)
     if m:
         return Extracted(normalise(m[-1]), "hashes")
@@ -71,7 +71,7 @@ def _strip_text_wrappers(s: str) -> str:
 
 
 def normalise(s: str) -> str:
-    s = s.strip().strip("$").strip()
+    s = _strip_text_wrappers(s.strip().strip("$").strip())
     s = re.sub(r"\\[,;!: ]|\\quad", "", s)  # LaTeX spacing
     s = re.sub(r"^\\text\{(.*)\}$", r"\1", s)
     s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("\\left", "").replace("\\right", "")
@@ -84,7 +84,8 @@ def as_number(s: str) -> Fraction | float | None:
     t = normalise(s).replace("\\$", "").replace("$", "").replace("\\%", "%")
     t = re.sub(r"^\\frac\{(-?\d+)\}\{(\d+)\}$", r"\1/\2", t)
     t = re.sub(r"^-\\frac\{(\d+)\}\{(\d+)\}$", r"-\1/\2", t)
-    m = re.fullmatch(rf"\s*({_NUMBER})\s*%?\s*(?:[A-Za-z][A-Za-z .]*)?", t)
+    # a unit is a word of two letters or more after a space ("18 dollars", "864 inches^2"), never "2x"
+    m = re.fullmatch(rf"\s*({_NUMBER})\s*%?(?:\s+[A-Za-z]{{2,}}[A-Za-z .^0-9]*)?\s*", t)
     if not m:
         return None
     raw = m.group(1)
