@@ -130,3 +130,17 @@ def test_registry_and_config_errors():
         make_strategy("beam_search", n=6, width=4)
     with pytest.raises(ValueError, match="needs a step scorer"):
         Solver(backend(), "beam_search")
+
+
+async def test_global_budget_stops_new_problems_and_trace_exports(tmp_path):
+    b = backend()
+    solver = Solver(b, make_strategy("best_of_n", n=2), global_budget=Budget(generated_tokens=100))
+    items = [Problem(id=f"p{i}", question=f"q{i}", answer="7") for i in range(10)]
+    results = await solver.solve_many(items, concurrency=1)
+    assert 0 < len(results) < 10  # problems after the global budget ran out were not started
+    assert solver.ledger.generated_tokens >= 100
+    results[0].trace.save(tmp_path / "t.json")
+    import json
+
+    data = json.loads((tmp_path / "t.json").read_text())
+    assert len(data["nodes"]) == 3 and len(data["edges"]) == 2
