@@ -113,6 +113,63 @@ def grade(
 
 
 @app.command()
+def run(
+    config: str = typer.Argument(..., help="YAML run config"),
+    limit: int = typer.Option(None, "--limit", help="only the first N problems"),
+    resume: bool = typer.Option(False, "--resume", help="continue a run directory, skipping finished ids"),
+    set_: list[str] = typer.Option([], "--set", help="override a key: section.key=value (repeatable)"),
+    data_dir: str = typer.Option(None, "--data-dir", help="where built-in datasets live (default $PONDER_DATA)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+) -> None:
+    """Run a dataset through a strategy into runs/NAME (results.jsonl, traces, summary.json)."""
+    import asyncio
+
+    from .backends.models import ModelError
+    from .runtime.batch import execute, prepare
+    from .runtime.run_config import load_run_config
+
+    try:
+        cfg = load_run_config(config, set_)
+        problems = prepare(cfg, limit, data_dir)
+    except (ModelError, ValueError) as e:
+        fail(str(e))
+    try:
+        outcome = asyncio.run(execute(cfg, problems, resume=resume, progress=not quiet))
+    except (ModelError, ValueError) as e:
+        fail(str(e))
+    except KeyboardInterrupt:
+        fail("interrupted; finished problems are saved: run again with --resume")
+    except Exception as e:  # the engine died or a server went away mid-run
+        first = str(e).splitlines()[0] if str(e) else ""
+        fail(f"run stopped: {type(e).__name__}: {first}; finished problems are saved: run again with --resume")
+    s = outcome.summary
+    acc = "-" if s["accuracy"] is None else f"{s['accuracy']:.3f}"
+    typer.echo(
+        f"{outcome.directory}: {s['problems']} problems ({outcome.skipped} from before), accuracy {acc}, "
+        f"{s['generated_per_problem']} generated tokens/problem, cache hit {s['cache_hit_rate']:.0%}, {s['wall_s']} s"
+    )
+
+
+@app.command()
+def report(
+    runs: list[str] = typer.Argument(..., help="run directories"),
+    plot: str = typer.Option(None, "--plot", help="PNG path (default: accuracy_vs_tokens.png in the first run's parent)"),
+) -> None:
+    """Compare runs: accuracy, tokens, verifier calls, time, cache hit rate; and a PNG plot."""
+    from pathlib import Path
+
+    from .runtime.report import plot as draw, read_summaries, table
+
+    try:
+        summaries = read_summaries([Path(r) for r in runs])
+    except ValueError as e:
+        fail(str(e))
+    typer.echo(table(summaries))
+    out = Path(plot) if plot else Path(runs[0]).resolve().parent / "accuracy_vs_tokens.png"
+    typer.echo(f"plot: {draw(summaries, out)}")
+
+
+@app.command()
 def strategies() -> None:
     """List strategies with their config fields and defaults."""
     from .strategies.base import REGISTRY, strategy_class

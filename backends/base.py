@@ -133,6 +133,10 @@ class Backend(Protocol):
     async def prompt_logprobs(self, ids: Sequence[int], positions: Sequence[int]) -> list[float]:
         """log P(ids[p] | ids[:p]) for each p in positions (p >= 1)."""
 
+    async def next_token_logprobs(self, ids: Sequence[int], candidates: Sequence[int]) -> list[float]:
+        """log P(c | ids) for each candidate token c: prefill-only questions (judges, PRM tags),
+        served from the prefix cache when `ids` extends an earlier request."""
+
     def stats(self) -> BackendStats: ...
 
     async def close(self) -> None: ...

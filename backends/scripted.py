@@ -187,3 +187,7 @@ class ScriptedBackend:
         self._account(Usage(prompt_tokens=len(ids)))
         return [self._logprob(ids[:p], ids[p]) for p in positions]
 
+    async def next_token_logprobs(self, ids: Sequence[int], candidates: Sequence[int]) -> list[float]:
+        self._account(self._prefill(tuple(ids)))
+        return [self._logprob(list(ids), c) for c in candidates]
+

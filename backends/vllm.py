@@ -243,6 +243,29 @@ class VllmBackend:
         return [float(table[p][ids[p]].logprob) for p in positions]
 
 
+    async def next_token_logprobs(self, ids: Sequence[int], candidates: Sequence[int]) -> list[float]:
+        return await self._thread.run(self._next_token_logprobs(list(ids), list(candidates)))
+
+    async def _next_token_logprobs(self, ids: list[int], candidates: list[int]) -> list[float]:
+        # One 1-token request per candidate, restricted to that token: the returned logprob is
+        # the raw one (before the restriction), and every request after the first reads the
+        # prefix from the cache. Top-k prompt logprobs would miss candidates outside the top k.
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+        from vllm.sampling_params import RequestOutputKind
+
+        async def one(token: int) -> float:
+            params = SamplingParams(max_tokens=1, temperature=0.0, logprobs=0, allowed_token_ids=[token], output_kind=RequestOutputKind.FINAL_ONLY)
+            final = None
+            async for out in self._engine.generate(TokensPrompt(prompt_token_ids=ids), params, f"n{next(self._ids)}"):
+                final = out
+            self._account(Usage(len(ids), final.num_cached_tokens or 0, 1))
+            return float(final.outputs[0].logprobs[0][token].logprob)
+
+        first = await one(candidates[0])  # fills the cache for the others
+        return [first] + list(await asyncio.gather(*(one(t) for t in candidates[1:])))
+
+
 def _finish(reason: str | None, stop_reason: Any) -> tuple[FinishReason, str | None]:
     if reason == "length":
         return "length", None

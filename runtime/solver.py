@@ -65,6 +65,10 @@ class Solver:
     async def _grade(self, problem: Problem, result: Result) -> bool | None:
         if self.grader is not None:
             return await self.grader(problem, result)
+        if problem.kind == "code" and problem.meta:
+            from ..verifiers.code import CodeVerifier
+
+            return (await CodeVerifier().verify(problem, result.text)).correct
         if problem.answer is None:
             return None
         return equivalent(result.answer, problem.answer)

@@ -125,3 +125,14 @@ def test_sampling_validation_names_the_field():
         Sampling(max_tokens=0)
     with pytest.raises(ValueError, match="temperature"):
         Sampling(temperature=-1)
+
+
+async def test_next_token_logprobs_match_prompt_logprobs(backend):
+    b, _ = backend
+    ids = prompt(b)
+    cands = [b.tokenizer.encode("Yes")[0], b.tokenizer.encode("No")[0], b.tokenizer.encode("The")[0]]
+    got = await b.next_token_logprobs(ids, cands)
+    for c, lp in zip(cands, got):
+        (want,) = await b.prompt_logprobs(ids + [c], [len(ids)])
+        assert lp == pytest.approx(want, abs=2e-3)
+    assert len(set(round(x, 4) for x in got)) == 3 and all(x <= 0 for x in got)

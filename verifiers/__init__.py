@@ -7,14 +7,26 @@ from typing import Any
 from .answer import equivalent, extract
 from .base import OutcomeVerifier, StepScorer, Verdict
 
-SCORERS = ("arithmetic",)
+SCORERS = ("arithmetic", "logprob", "judge")
 
 
 def make_scorer(name: str, backend: Any = None, **options: Any) -> StepScorer:
+    """`arithmetic` needs nothing; `logprob` and `judge` read probabilities from `backend`
+    (the policy's own engine or a second one)."""
     if name == "arithmetic":
         from .arithmetic import ArithmeticScorer
 
         return ArithmeticScorer(**options)
+    if name in ("logprob", "judge"):
+        if backend is None:
+            raise ValueError(f"scorer {name!r} needs a backend to read probabilities from")
+        if name == "logprob":
+            from .logprob import LogprobPRM
+
+            return LogprobPRM(backend, **options)
+        from .judge import Judge
+
+        return Judge(backend, **options)
     raise ValueError(f"unknown scorer {name!r}: expected one of {', '.join(SCORERS)}")
 
 

@@ -1,0 +1,62 @@
+"""`ponder report`: runs side by side, and accuracy against generated tokens as a PNG."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def read_summaries(dirs: list[Path]) -> list[dict[str, Any]]:
+    out = []
+    for d in dirs:
+        f = d / "summary.json"
+        if not f.is_file():
+            raise ValueError(f"{d}: no summary.json (not a run directory, or the run never started)")
+        try:
+            out.append({**json.loads(f.read_text()), "dir": str(d)})
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{f}: not valid JSON ({e.msg})") from None
+    return out
+
+
+def table(summaries: list[dict[str, Any]]) -> str:
+    head = f"{'run':24} {'strategy':20} {'n':>5} {'acc':>7} {'gen tok/prob':>12} {'verif':>7} {'cache hit':>9} {'wall s':>8}"
+    rows = [head, "-" * len(head)]
+    for s in summaries:
+        acc = "-" if s["accuracy"] is None else f"{s['accuracy']:.3f}"
+        rows.append(
+            f"{s['name'][:24]:24} {s['strategy'][:20]:20} {s['problems']:5d} {acc:>7} {s['generated_per_problem']:12.1f} "
+            f"{s['verifier_calls']:7d} {s['cache_hit_rate']:9.2f} {s['wall_s']:8.1f}"
+        )
+    return "\n".join(rows)
+
+
+def plot(summaries: list[dict[str, Any]], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display; write the file only
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    by_strategy: dict[str, list[dict[str, Any]]] = {}
+    for s in summaries:
+        if s["accuracy"] is not None:
+            by_strategy.setdefault(s["strategy"], []).append(s)
+    for strategy, runs in sorted(by_strategy.items()):
+        runs.sort(key=lambda s: s["generated_per_problem"])
+        xs, ys = [s["generated_per_problem"] for s in runs], [s["accuracy"] for s in runs]
+        ax.plot(xs, ys, marker="o", label=strategy)
+        for s, x, y in zip(runs, xs, ys):
+            ax.annotate(s["name"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("generated tokens per problem")
+    ax.set_ylabel("accuracy")
+    ax.set_title("accuracy against compute")
+    ax.grid(True, alpha=0.3)
+    if by_strategy:
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

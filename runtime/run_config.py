@@ -1,0 +1,125 @@
+"""A batch run as one strict YAML file: every section maps onto a frozen config.
+
+Unknown keys, wrong types and unknown names fail at load time, before any work starts,
+with one line naming the file, the key and what was expected.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .budget import Budget
+from .datasets import DatasetConfig
+from .prompt import PromptConfig
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class BackendSection(_Section):
+    kind: Literal["vllm", "openai"] = "vllm"
+    model: str = "smollm2-135m-instruct"
+    engine: dict[str, Any] = Field(default_factory=dict)  # EngineConfig fields (vllm)
+    endpoints: list[str] = Field(default_factory=list)  # base URLs (openai)
+    options: dict[str, Any] = Field(default_factory=dict)  # OpenAIConfig fields (openai)
+
+    @model_validator(mode="after")
+    def _check(self) -> "BackendSection":
+        if self.kind == "vllm":
+            from ..backends.vllm import EngineConfig
+
+            EngineConfig(model=self.model, **self.engine)
+        elif not self.endpoints:
+            raise ValueError("backend.endpoints: the openai backend needs at least one base URL")
+        return self
+
+
+class StrategySection(_Section):
+    name: str
+    config: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> "StrategySection":
+        from ..strategies.base import make_strategy
+
+        make_strategy(self.name, **self.config)
+        return self
+
+
+class ScorerSection(_Section):
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> "ScorerSection":
+        from ..verifiers import SCORERS
+
+        if self.name not in SCORERS:
+            raise ValueError(f"unknown scorer {self.name!r}: expected one of {', '.join(SCORERS)}")
+        return self
+
+
+class RunConfig(_Section):
+    name: str = "run"
+    backend: BackendSection = Field(default_factory=BackendSection)
+    strategy: StrategySection
+    scorer: ScorerSection | None = None
+    dataset: DatasetConfig
+    prompt: PromptConfig = Field(default_factory=PromptConfig)
+    concurrency: int = Field(8, ge=1)
+    budget: Budget = Field(default_factory=Budget)  # per problem
+    global_budget: Budget = Field(default_factory=Budget)  # whole run
+    output_dir: str = "runs"
+    seed: int = 0
+    delimiter: str = "\n\n"
+
+
+def apply_override(data: dict[str, Any], item: str) -> None:
+    """`a.b.c=value`; the value is read as YAML, so numbers, booleans and lists keep their type."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key:
+        raise ValueError(f"--set expects key.path=value, got {item!r}")
+    parts = key.split(".")
+    node = data
+    for p in parts[:-1]:
+        nxt = node.setdefault(p, {})
+        if not isinstance(nxt, dict):
+            raise ValueError(f"--set {key}: {p!r} is not a section")
+        node = nxt
+    node[parts[-1]] = yaml.safe_load(raw) if raw else ""
+
+
+def load_run_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such config file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ValueError(f"{path}: invalid YAML{where}: {getattr(e, 'problem', None) or e}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of sections at the top level")
+    for item in overrides:
+        apply_override(data, item)
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as e:
+        raise ValueError(f"{path}: {describe(e)}") from None
+
+
+def describe(e: ValidationError) -> str:
+    err = e.errors()[0]
+    key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        return f"{key}: unknown key"
+    if err["type"] == "missing":
+        return f"{key}: required key is missing"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{key}: {msg}" + (f" (got {err['input']!r})" if err["type"] not in ("value_error",) and not isinstance(err.get("input"), dict) else "")

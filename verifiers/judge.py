@@ -1,0 +1,55 @@
+"""An LLM judge: P(Yes) vs P(No) for a yes/no question, read prefill-only from the engine.
+
+Used as an outcome verifier (is this answer right?), as a step scorer (is this step right?)
+and by TrimR (has this thought reached an answer? is it the same answer as before?).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from pydantic import BaseModel, ConfigDict
+
+from ..backends.base import Backend
+from ..runtime.problem import Problem
+from .answer import extract
+from .base import Verdict
+from .logprob import two_way
+
+
+class JudgeConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    yes: str = "Yes"
+    no: str = "No"
+    outcome_question: str = "Is this solution correct?"
+    step_question: str = "Is the last step correct?"
+    threshold: float = 0.5
+
+
+class Judge:
+    def __init__(self, backend: Backend, config: JudgeConfig | None = None, **options: object) -> None:
+        self.backend = backend
+        self.config = config or JudgeConfig(**options)  # type: ignore[arg-type]
+        tok = backend.tokenizer
+        self._yes, self._no = tok.encode(self.config.yes)[0], tok.encode(self.config.no)[0]
+        if self._yes == self._no:
+            raise ValueError("judge: yes and no words start with the same token")
+
+    async def p_yes(self, context: str, question: str) -> float:
+        """P(Yes) renormalised over {Yes, No} for `question` asked about `context`."""
+        content = f"{context}\n\n{question} Answer {self.config.yes} or {self.config.no}."
+        ids = self.backend.tokenizer.chat([{"role": "user", "content": content}])
+        yes, no = await self.backend.next_token_logprobs(ids, [self._yes, self._no])
+        return two_way(yes, no)
+
+    async def verify(self, problem: Problem, response: str) -> Verdict:
+        p = await self.p_yes(f"Problem: {problem.question}\n\nSolution: {response}", self.config.outcome_question)
+        return Verdict(p >= self.config.threshold, p, extract(response, problem.choices).text)
+
+    async def score(self, problem: Problem, steps: Sequence[str]) -> list[float]:
+        out = []
+        for k in range(len(steps)):
+            shown = "\n\n".join(s.strip() for s in steps[: k + 1])
+            out.append(await self.p_yes(f"Problem: {problem.question}\n\nSolution so far: {shown}", self.config.step_question))
+        return out
