@@ -116,6 +116,9 @@ class VllmBackend:
         engine = getattr(self, "_engine", None)
         if engine is not None:
             engine.shutdown()
+            # AsyncLLM.__del__ shuts down again; tracebacks of failed requests can keep the engine
+            # alive until interpreter exit, when that second call finds its module globals gone.
+            engine.shutdown = lambda *args, **kwargs: None
             self._engine = None
         self._thread.stop()
 

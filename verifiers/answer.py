@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass
 from fractions import Fraction
 
-_NUMBER = r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+"
+_NUMBER = r"-?\d+(?:,\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?(?:/\d+)?|-?\.\d+"
 _ANSWER_IS = re.compile(
     r"(?:final answer|the answer|answer)\s*(?:is|:|=)\s*[:\s]*(.+?)(?:\n|$)", re.IGNORECASE
 )
@@ -55,7 +55,12 @@ def extract(text: str, choices: int = 0) -> Extracted:
         return Extracted(normalise(m[-1]), "hashes")
     phrases = _ANSWER_IS.findall(text)
     if phrases:
-        return Extracted(normalise(phrases[-1]), "phrase")
+        phrase = normalise(phrases[-1])
+        if as_number(phrase) is None and not choices:
+            # "the answer is x = 5 apples, since ..." -> the first number in the phrase
+            num = re.search(_NUMBER, phrase)
+            phrase = num.group(0) if num else phrase
+        return Extracted(phrase, "phrase")
     if choices:
         letters = [x for x in _LETTER.findall(text) if ord(x) - ord("A") < choices]
         if letters:

@@ -1,0 +1,148 @@
+"""Batch runs: strict configs, datasets, resumable results, reports; the CLI run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from ponder.runtime.batch import execute
+from ponder.runtime.datasets import DatasetConfig, load
+from ponder.runtime.run_config import load_run_config
+
+from .test_cli import PONDER, ponder
+
+CONFIG = """\
+name: {name}
+backend: {{kind: vllm, model: {model}, engine: {{max_model_len: 1024}}}}
+strategy: {{name: best_of_n, config: {{n: 2, max_tokens: 48}}}}
+dataset: {{name: "{data}"}}
+concurrency: 4
+output_dir: {out}
+"""
+
+
+def write_config(tmp: Path, name="t", model="smollm2-135m-instruct", data=None, extra="") -> Path:
+    data = data or write_problems(tmp, 6)
+    path = tmp / f"{name}.yaml"
+    path.write_text(CONFIG.format(name=name, model=model, data=data, out=tmp / "runs") + extra)
+    return path
+
+
+def write_problems(tmp: Path, n: int) -> Path:
+    path = tmp / "sums.jsonl"
+    path.write_text("".join(json.dumps({"id": f"s{i}", "problem": f"What is {i} + {i + 2}?", "answer": str(2 * i + 2)}) + "\n" for i in range(n)))
+    return path
+
+
+@pytest.mark.parametrize("body,message", [
+    ("strategy: [unclosed", "invalid YAML at line 1"),
+    ("strategy: {name: nope}\ndataset: {name: gsm8k}", "strategy: unknown strategy 'nope'"),
+    ("strategy: {name: best_of_n, bogus: 1}\ndataset: {name: gsm8k}", "strategy.bogus: unknown key"),
+    ("strategy: {name: best_of_n}\ndataset: {name: gsm8k}\nconcurrency: many", "concurrency: Input should be a valid integer"),
+    ("strategy: {name: best_of_n, config: {n: 0}}\ndataset: {name: gsm8k}", "field 'n'"),
+    ("strategy: {name: best_of_n}", "dataset: required key is missing"),
+])
+def test_bad_configs_fail_with_one_line_naming_the_key(tmp_path, body, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(body)
+    with pytest.raises(ValueError, match=message) as e:
+        load_run_config(path)
+    assert str(e.value).startswith(str(path)) and "\n" not in str(e.value)
+
+
+def test_cli_bad_inputs_exit_nonzero_and_leave_no_run_dir(tmp_path):
+    cases = [
+        (write_config(tmp_path, "m", model="no-such-model"), "model 'no-such-model' not found"),
+        (write_config(tmp_path, "d", data=tmp_path / "missing.jsonl"), "not a built-in name"),
+    ]
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"problem": "1+1?", "answer": "2"}\n{"problem": \n')
+    cases.append((write_config(tmp_path, "b", data=broken), f"{broken}:2: not valid JSON"))
+    unknown = tmp_path / "u.yaml"
+    unknown.write_text("strategy: {name: nope}\ndataset: {name: gsm8k}\n")
+    cases.append((unknown, "unknown strategy 'nope'"))
+    for config, message in cases:
+        p = ponder("run", str(config), "-q")
+        assert p.returncode == 2, p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1 and message in p.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_datasets_builtin_gym_and_files(tmp_path, data_dir):
+    assert len(load(DatasetConfig(name="gsm8k", limit=5), data_dir)) == 5
+    gpqa = load(DatasetConfig(name="gpqa_diamond"), data_dir)
+    assert len(gpqa) == 198 and all(p.choices == 4 and p.answer in "ABCD" for p in gpqa)
+    assert len({p.answer for p in gpqa}) == 4  # the fixed shuffle moves the right option around
+    mbpp = load(DatasetConfig(name="mbpp"), data_dir)
+    assert len(mbpp) == 257 and all(p.meta["tests"] for p in mbpp)
+    assert [p.answer for p in load(DatasetConfig(name="gym:chain_sum?size=3&seed=1"))] == [p.answer for p in load(DatasetConfig(name="gym:chain_sum?size=3&seed=1"))]
+    csv_file = tmp_path / "q.csv"
+    csv_file.write_text("qid,text,gold\n1,What is 1+1?,2\n")
+    (p,) = load(DatasetConfig(name=str(csv_file), fields={"id": "qid", "question": "text", "answer": "gold"}))
+    assert (p.id, p.question, p.answer) == ("1", "What is 1+1?", "2")
+    with pytest.raises(ValueError, match="q.csv:2: missing field 'problem'"):
+        load(DatasetConfig(name=str(csv_file)))
+
+
+async def test_64_concurrent_problems_queue_on_the_engine(engine, tmp_path):
+    cfg = load_run_config(write_config(tmp_path, "many", data="gym:chain_sum?size=64&seed=3"), ["concurrency=64", "strategy.config.max_tokens=24"])
+    problems = load(cfg.dataset)
+    outcome = await execute(cfg, problems, progress=False, backend=engine)
+    lines = (outcome.directory / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 64 and outcome.summary["problems"] == 64  # 128 sequences > max_num_seqs 64: they queued
+    assert engine.unfinished_requests() == 0
+
+
+def _kill_engine_when(path: Path, proc: subprocess.Popen, lines: int, timeout: float = 400) -> None:
+    end = time.time() + timeout
+    while time.time() < end and proc.poll() is None:
+        if path.exists() and len(path.read_text().splitlines()) >= lines:
+            for child in psutil.Process(proc.pid).children(recursive=True):
+                child.send_signal(signal.SIGKILL)
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"run never reached {lines} results")
+
+
+def test_run_limit_crash_resume_and_report(tmp_path):
+    config = write_config(tmp_path, "crash", data=write_problems(tmp_path, 10), extra="concurrency: 1\n")
+    results = tmp_path / "runs" / "crash" / "results.jsonl"
+    p = ponder("run", str(config), "--limit", "2", "-q")
+    assert p.returncode == 0, p.stderr[-2000:]
+    first = results.read_text().splitlines()
+    assert len(first) == 2 and "2 problems (0 from before)" in p.stdout
+
+    again = ponder("run", str(config), "-q")  # no --resume: refuses to overwrite
+    assert again.returncode == 2 and "--resume" in again.stderr
+
+    proc = subprocess.Popen([PONDER, "run", str(config), "--resume", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    _kill_engine_when(results, proc, 4)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err[-2000:]
+    assert err.strip().splitlines()[-1].startswith("error: run stopped:") and "--resume" in err
+    kept = results.read_text().splitlines()
+    assert kept[:2] == first and 4 <= len(kept) < 10
+
+    done = ponder("run", str(config), "--resume", "-q")
+    assert done.returncode == 0, done.stderr[-2000:]
+    final = results.read_text().splitlines()
+    assert final[: len(kept)] == kept and len(final) == 10
+    assert sorted(json.loads(x)["id"] for x in final) == sorted(f"s{i}" for i in range(10))  # nothing redone
+    summary = json.loads((tmp_path / "runs" / "crash" / "summary.json").read_text())
+    assert summary["problems"] == 10 and 0 <= summary["accuracy"] <= 1
+    trace = json.loads((tmp_path / "runs" / "crash" / json.loads(final[0])["trace"]).read_text())
+    assert len(trace["nodes"]) == 3  # the prompt and two samples
+
+    (tmp_path / "runs" / "other").mkdir()
+    (tmp_path / "runs" / "other" / "summary.json").write_text(json.dumps({**summary, "name": "other", "strategy": "beam_search", "generated_per_problem": 300}))
+    rep = ponder("report", str(tmp_path / "runs" / "crash"), str(tmp_path / "runs" / "other"), "--plot", str(tmp_path / "p.png"))
+    assert rep.returncode == 0, rep.stderr
+    assert "crash" in rep.stdout and "beam_search" in rep.stdout
+    assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
