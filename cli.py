@@ -170,6 +170,43 @@ def report(
 
 
 @app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8000, "--port"),
+    model: str = typer.Option("smollm2-135m-instruct", "--model", "-m"),
+    strategy: str = typer.Option("best_of_n", "--strategy", "-s", help="strategy for requests naming model 'ponder'"),
+    scorer: str = typer.Option(None, "--scorer", help="step scorer for search strategies (default arithmetic)"),
+    endpoint: list[str] = typer.Option([], "--endpoint", help="OpenAI-compatible server(s) to use instead of an in-process engine"),
+) -> None:
+    """An OpenAI-compatible /v1/chat/completions endpoint in front of any strategy."""
+    import asyncio
+
+    from aiohttp import web
+
+    from .backends.models import ModelError
+    from .runtime.server import make_app
+    from .strategies.base import strategy_class
+
+    try:
+        strategy_class(strategy)
+        if endpoint:
+            from .backends.openai import OpenAIBackend, OpenAIConfig
+
+            backend = OpenAIBackend(OpenAIConfig(endpoints=endpoint, model=model))
+        else:
+            from .backends.vllm import EngineConfig, VllmBackend
+
+            backend = VllmBackend(EngineConfig(model=model))
+    except (ModelError, ValueError) as e:
+        fail(str(e))
+    typer.echo(f"serving on http://{host}:{port}/v1 (strategies as models; default {strategy})", err=True)
+    try:
+        web.run_app(make_app(backend, strategy, scorer), host=host, port=port, print=None)
+    finally:
+        asyncio.run(backend.close())
+
+
+@app.command()
 def strategies() -> None:
     """List strategies with their config fields and defaults."""
     from .strategies.base import REGISTRY, strategy_class

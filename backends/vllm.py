@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .base import BackendStats, Completion, Delta, FinishReason, Sampling, Usage
 from .loop import LoopThread
 from .models import ModelError, resolve
+from .tokenizer import HFTokenizer
 
 _END = object()
 
@@ -41,24 +42,6 @@ class EngineConfig(BaseModel):
     extra_args: dict[str, Any] = Field(default_factory=dict)
 
 
-class HFTokenizer:
-    """The model's own tokenizer and chat template."""
-
-    def __init__(self, tok: Any) -> None:
-        self._tok = tok
-        self.eos_token_id: int = tok.eos_token_id
-
-    def encode(self, text: str) -> list[int]:
-        return list(self._tok.encode(text, add_special_tokens=False))
-
-    def decode(self, ids: Sequence[int]) -> str:
-        return self._tok.decode(list(ids), skip_special_tokens=True)
-
-    def chat(self, messages: Sequence[dict[str, str]], add_generation_prompt: bool = True) -> list[int]:
-        text = self._tok.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=add_generation_prompt)
-        return self.encode(text)
-
-
 class VllmBackend:
     def __init__(self, config: EngineConfig | None = None, **overrides: Any) -> None:
         self.config = (config or EngineConfig()).model_copy(update=overrides) if overrides else (config or EngineConfig())
@@ -71,7 +54,7 @@ class VllmBackend:
         except Exception as e:
             self._thread.stop()
             raise ModelError(f"vLLM could not start model {self.model_path}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
-        self._tokenizer = HFTokenizer(tok)
+        self._tokenizer = tok
 
     # -- lifecycle ---------------------------------------------------------------------
     async def _start(self) -> tuple[Any, Any]:
@@ -82,7 +65,6 @@ class VllmBackend:
             os.environ.setdefault("OMP_NUM_THREADS", str(cfg.threads))
         if self.model_path.is_dir():
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        from transformers import AutoTokenizer
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.platforms import current_platform
         from vllm.v1.engine.async_llm import AsyncLLM
@@ -109,8 +91,7 @@ class VllmBackend:
         except TypeError as e:
             raise ValueError(f"engine option not understood by vLLM: {e}") from e
         engine = AsyncLLM.from_engine_args(engine_args)
-        tok = AutoTokenizer.from_pretrained(str(self.model_path))
-        return engine, tok
+        return engine, HFTokenizer.load(self.model_path)
 
     async def close(self) -> None:
         engine = getattr(self, "_engine", None)

@@ -1,0 +1,262 @@
+"""An aiohttp client for OpenAI-compatible servers (vLLM, SGLang, llama.cpp server).
+
+Prompts go out as token ids (`prompt: [ids]`), never text, and vLLM's `return_token_ids`
+brings the sampled ids back, so continuations stay token-exact. Several endpoints are
+chosen by rendezvous hashing of the prompt's first `affinity_tokens` ids: requests that share
+a prefix land on the same server and reuse its KV cache there; when a server fails, its
+requests move to the next server in their own order. 429, 5xx, refused connections and
+timeouts are retried with exponential backoff; a stream is retried only before its first
+token. Leaving a stream early closes the connection, which makes vLLM abort the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+from typing import Any, AsyncIterator, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .base import BackendStats, Completion, Delta, FinishReason, Sampling, Usage
+from .tokenizer import HFTokenizer
+
+RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+
+
+class BackendError(RuntimeError):
+    """A request that failed for good; the message is one line naming the endpoint(s)."""
+
+
+class OpenAIConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    endpoints: list[str] = Field(min_length=1)  # base URLs ending in /v1
+    model: str = "smollm2-135m-instruct"  # for the local tokenizer (name, folder or hub id)
+    served_model: str | None = None  # the server's model id; default: the first of GET /models
+    api_key: str | None = None
+    timeout_s: float = Field(600, gt=0)
+    connect_timeout_s: float = Field(10, gt=0)
+    retries: int = Field(4, ge=0)
+    backoff_s: float = Field(0.5, ge=0)
+    affinity_tokens: int = Field(256, ge=1)
+    max_connections: int = Field(256, ge=1)
+
+
+class OpenAIBackend:
+    def __init__(self, config: OpenAIConfig | None = None, **options: Any) -> None:
+        from .models import resolve
+
+        self.config = config or OpenAIConfig(**options)
+        self.endpoints = [e.rstrip("/") for e in self.config.endpoints]
+        self._tokenizer = HFTokenizer.load(resolve(self.config.model))
+        self._stats = BackendStats()
+        self.sent: dict[str, int] = {e: 0 for e in self.endpoints}  # requests per endpoint
+        self.retried = 0
+        self._sessions: dict[int, Any] = {}  # one aiohttp session per event loop
+        self._served: str | None = self.config.served_model
+
+    # -- plumbing ------------------------------------------------------------------------------
+    @property
+    def tokenizer(self) -> HFTokenizer:
+        return self._tokenizer
+
+    def stats(self) -> BackendStats:
+        return self._stats
+
+    def _account(self, usage: Usage, aborted: bool = False) -> None:
+        s = self._stats
+        self._stats = BackendStats(s.requests + 1, s.aborted_requests + int(aborted), s.usage + usage)
+
+    def _session(self) -> Any:
+        import aiohttp
+
+        loop = asyncio.get_running_loop()
+        session = self._sessions.get(id(loop))
+        if session is None or session.closed:
+            headers = {"Authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
+            timeout = aiohttp.ClientTimeout(total=self.config.timeout_s, connect=self.config.connect_timeout_s)
+            session = aiohttp.ClientSession(headers=headers, timeout=timeout, connector=aiohttp.TCPConnector(limit=self.config.max_connections))
+            self._sessions[id(loop)] = session
+        return session
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        session = self._sessions.pop(id(loop), None)
+        if session is not None:
+            await session.close()
+
+    def route(self, ids: Sequence[int]) -> list[str]:
+        """Endpoints in this prefix's preference order (rendezvous hashing)."""
+        key = repr(list(ids[: self.config.affinity_tokens])).encode()
+        return sorted(self.endpoints, key=lambda e: hashlib.blake2b(key + e.encode(), digest_size=8).digest(), reverse=True)
+
+    async def _served_model(self) -> str:
+        if self._served is None:
+            last: Exception | None = None
+            for endpoint in self.endpoints:
+                try:
+                    async with self._session().get(f"{endpoint}/models") as r:
+                        r.raise_for_status()
+                        self._served = (await r.json())["data"][0]["id"]
+                        break
+                except Exception as e:
+                    last = e
+            if self._served is None:
+                raise BackendError(f"no endpoint answered GET /models ({', '.join(self.endpoints)}): {type(last).__name__}: {last}")
+        return self._served
+
+    async def _post(self, ids: Sequence[int], body: dict[str, Any]) -> dict[str, Any]:
+        """POST /completions with retries; moves to the next endpoint after a connection failure."""
+        import aiohttp
+
+        order = self.route(ids)
+        body = {"model": await self._served_model(), "prompt": list(ids), **body}
+        errors: list[str] = []
+        for attempt in range(self.config.retries + 1):
+            endpoint = order[attempt % len(order)]  # a failed try moves on to the next server
+            try:
+                self.sent[endpoint] += 1
+                async with self._session().post(f"{endpoint}/completions", json=body) as r:
+                    if r.status == 200:
+                        return await r.json()
+                    text = (await r.text())[:200].replace("\n", " ")
+                    if r.status not in RETRY_STATUS:
+                        raise BackendError(f"{endpoint}: HTTP {r.status}: {text}")
+                    errors.append(f"{endpoint}: HTTP {r.status}")
+            except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as e:
+                errors.append(f"{endpoint}: {type(e).__name__}")
+            if attempt < self.config.retries:
+                self.retried += 1
+                await asyncio.sleep(self.config.backoff_s * 2**attempt * (0.5 + random.random()))
+        raise BackendError(f"request failed after {self.config.retries + 1} attempts: {'; '.join(errors[-3:])}")
+
+    @staticmethod
+    def _sampling_body(s: Sampling) -> dict[str, Any]:
+        return {
+            "n": s.n, "temperature": s.temperature, "top_p": s.top_p, "max_tokens": s.max_tokens,
+            "stop": list(s.stop) or None, "seed": s.seed, "logprobs": s.logprobs,
+            "include_stop_str_in_output": True, "skip_special_tokens": True, "return_token_ids": True,
+        }
+
+    # -- contract --------------------------------------------------------------------------------
+    async def generate(self, prompt_ids: Sequence[int], sampling: Sampling) -> list[Completion]:
+        data = await self._post(prompt_ids, self._sampling_body(sampling))
+        usage = data.get("usage") or {}
+        cached = ((usage.get("prompt_tokens_details") or {}).get("cached_tokens")) or 0
+        prefill = Usage(len(prompt_ids), cached, 0)
+        out = []
+        for i, ch in enumerate(sorted(data["choices"], key=lambda c: c["index"])):
+            ids = tuple(ch.get("token_ids") or self._tokenizer.encode(ch["text"]))
+            chosen, tops = _logprobs(ch.get("logprobs"))
+            reason, hit = _finish(ch.get("finish_reason"), ch.get("stop_reason"))
+            out.append(Completion(ids, ch["text"], reason, hit, chosen, tops, Usage(generated_tokens=len(ids)) + (prefill if i == 0 else Usage())))
+        self._account(sum((c.usage for c in out), Usage()))
+        return out
+
+    async def stream(self, prompt_ids: Sequence[int], sampling: Sampling) -> AsyncIterator[Delta]:
+        import aiohttp
+
+        if sampling.n != 1:
+            raise ValueError(f"stream needs Sampling.n == 1, got {sampling.n}")
+        body = {
+            "model": await self._served_model(), "prompt": list(prompt_ids), **self._sampling_body(sampling),
+            "stream": True, "stream_options": {"include_usage": True},
+        }
+        order, errors = self.route(prompt_ids), []
+        state = {"generated": 0, "finished": False}
+        try:
+            for attempt in range(self.config.retries + 1):
+                endpoint = order[attempt % len(order)]
+                try:
+                    self.sent[endpoint] += 1
+                    async with self._session().post(f"{endpoint}/completions", json=body) as r:
+                        if r.status == 200:
+                            async for delta in self._read_stream(r, len(prompt_ids), state):
+                                yield delta
+                            return
+                        text = (await r.text())[:200].replace("\n", " ")
+                        if r.status not in RETRY_STATUS:
+                            raise BackendError(f"{endpoint}: HTTP {r.status}: {text}")
+                        errors.append(f"{endpoint}: HTTP {r.status}")
+                except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError) as e:
+                    if state["generated"]:  # tokens were already handed out: no silent restart
+                        raise BackendError(f"{endpoint}: stream broke after {state['generated']} tokens ({type(e).__name__})") from None
+                    errors.append(f"{endpoint}: {type(e).__name__}")
+                if attempt < self.config.retries:
+                    self.retried += 1
+                    await asyncio.sleep(self.config.backoff_s * 2**attempt * (0.5 + random.random()))
+            raise BackendError(f"stream failed after {self.config.retries + 1} attempts: {'; '.join(errors[-3:])}")
+        finally:
+            if not state["finished"] and state["generated"]:
+                self._account(Usage(len(prompt_ids), 0, state["generated"]), aborted=True)
+
+    async def _read_stream(self, response: Any, prompt_len: int, state: dict[str, Any]) -> AsyncIterator[Delta]:
+        """Server-sent events to Deltas; the finishing chunk is held back until the usage chunk
+        that follows it, so the last Delta carries finish reason and usage together."""
+        last: Delta | None = None
+        cached = 0
+        async for raw in response.content:
+            line = raw.decode().strip()
+            if not line.startswith("data:") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line[5:])
+            for ch in chunk.get("choices") or []:
+                ids = tuple(ch.get("token_ids") or ())
+                state["generated"] += len(ids)
+                chosen, tops = _logprobs(ch.get("logprobs"))
+                if ch.get("finish_reason"):
+                    reason, hit = _finish(ch["finish_reason"], ch.get("stop_reason"))
+                    last = Delta(ids, ch.get("text", ""), reason, hit, chosen, tops)
+                else:
+                    yield Delta(ids, ch.get("text", ""), None, None, chosen, tops)
+            if chunk.get("usage"):
+                cached = ((chunk["usage"].get("prompt_tokens_details") or {}).get("cached_tokens")) or 0
+        if last is None:
+            raise BackendError("stream ended without a finish reason")
+        usage = Usage(prompt_len, cached, state["generated"])
+        state["finished"] = True
+        self._account(usage)
+        yield Delta(last.token_ids, last.text, last.finish_reason, last.stop_string, last.token_logprobs, last.top_logprobs, usage)
+
+    async def prompt_logprobs(self, ids: Sequence[int], positions: Sequence[int]) -> list[float]:
+        for p in positions:
+            if not 1 <= p < len(ids):
+                raise ValueError(f"prompt_logprobs position {p} outside 1..{len(ids) - 1}")
+        data = await self._post(ids, {"max_tokens": 1, "temperature": 0.0, "prompt_logprobs": 0})
+        table = data["choices"][0]["prompt_logprobs"]
+        self._account(Usage(len(ids), 0, 1))
+        return [float(_entry(table[p], ids[p])) for p in positions]
+
+    async def next_token_logprobs(self, ids: Sequence[int], candidates: Sequence[int]) -> list[float]:
+        async def one(token: int) -> float:
+            data = await self._post(ids, {"max_tokens": 1, "temperature": 0.0, "logprobs": 0, "allowed_token_ids": [token]})
+            self._account(Usage(len(ids), 0, 1))
+            return float(data["choices"][0]["logprobs"]["token_logprobs"][0])
+
+        first = await one(candidates[0])  # the server caches the prefix for the others
+        return [first] + list(await asyncio.gather(*(one(t) for t in candidates[1:])))
+
+
+def _entry(row: dict[str, Any], token: int) -> float:
+    value = row.get(str(token), row.get(token))  # type: ignore[call-overload]
+    return value["logprob"] if isinstance(value, dict) else value
+
+
+def _finish(reason: str | None, stop_reason: Any) -> tuple[FinishReason, str | None]:
+    if reason == "length":
+        return "length", None
+    if reason == "abort":
+        return "abort", None
+    if isinstance(stop_reason, str):
+        return "stop", stop_reason
+    return "eos", None
+
+
+def _logprobs(lp: dict[str, Any] | None) -> tuple[tuple[float, ...] | None, tuple[tuple[float, ...], ...] | None]:
+    if not lp or lp.get("token_logprobs") is None:
+        return None, None
+    chosen = tuple(float(x) for x in lp["token_logprobs"])
+    tops = tuple(tuple(sorted((float(v) for v in (t or {}).values()), reverse=True)) for t in lp.get("top_logprobs") or [])
+    return chosen, tops or None

@@ -1,0 +1,188 @@
+"""The HTTP backend against a real `vllm serve` on 127.0.0.1, and `ponder serve` in front of it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import aiohttp
+import pytest
+
+from ponder.backends.base import Sampling
+from ponder.backends.models import pull
+from ponder.backends.openai import BackendError, OpenAIBackend, OpenAIConfig
+
+from .test_cli import PONDER
+
+QUESTION = [{"role": "user", "content": "Name three colours of the sea, and say what 17 + 25 is."}]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float, log) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}: {open(log.name).read()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(1)
+    raise RuntimeError(f"server at {url} not ready after {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def vllm_server(tmp_path_factory):
+    """A real vLLM OpenAI-compatible server with the embedded model, for this module only."""
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("server") / "vllm.log", "w")
+    cmd = [
+        sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(pull("smollm2-135m-instruct")),
+        "--served-model-name", "smollm2", "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
+        "--max-model-len", "1024", "--enforce-eager", "--block-size", "32", "--enable-prefix-caching",
+        "--enable-prompt-tokens-details", "--disable-log-stats",
+    ]
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "VLLM_LOGGING_LEVEL": "WARNING"}
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/health", proc, 300, log)
+        yield f"http://127.0.0.1:{port}/v1", proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+@pytest.fixture
+def client(vllm_server):
+    return OpenAIBackend(OpenAIConfig(endpoints=[vllm_server[0]], backoff_s=0.05))
+
+
+async def test_generate_is_token_exact_and_reports_cached_tokens(client):
+    ids = client.tokenizer.chat(QUESTION)
+    (first,) = await client.generate(ids, Sampling(temperature=0.0, max_tokens=40))
+    assert first.token_ids and client.tokenizer.decode(first.token_ids).strip() == first.text.strip()
+    prefix = ids + list(first.token_ids[:30])
+    (cont,) = await client.generate(prefix, Sampling(temperature=0.0, max_tokens=8))
+    assert cont.usage.cached_tokens == (len(prefix) - 1) // 32 * 32
+    assert cont.token_ids == first.token_ids[30:38] or first.finish_reason != "length"
+    outs = await client.generate(ids, Sampling(n=4, temperature=1.0, max_tokens=16, seed=3, stop=(".",), logprobs=2))
+    assert len(outs) == 4 and sum(c.usage.prompt_tokens for c in outs) == len(ids)
+    assert all(len(c.token_logprobs) == len(c.token_ids) for c in outs)
+    assert all(c.text.endswith(".") for c in outs if c.finish_reason == "stop")
+    await client.close()
+
+
+async def test_stream_matches_generate_and_cancel_closes_it(client):
+    ids = client.tokenizer.chat(QUESTION)
+    s = Sampling(temperature=0.0, max_tokens=24)
+    got, last = [], None
+    async for d in client.stream(ids, s):
+        got += d.token_ids
+        last = d
+    (g,) = await client.generate(ids, s)
+    assert tuple(got) == g.token_ids and last.usage.generated_tokens == len(got) and last.finish_reason == g.finish_reason
+    before = client.stats().aborted_requests
+    n = 0
+    async for d in client.stream(ids, Sampling(temperature=1.0, max_tokens=400, seed=1)):
+        n += 1
+        if n == 3:
+            break
+    assert client.stats().aborted_requests == before + 1
+    await client.close()
+
+
+async def test_logprobs_through_http_agree(client):
+    ids = client.tokenizer.chat(QUESTION)
+    (g,) = await client.generate(ids, Sampling(temperature=0.0, max_tokens=4, logprobs=1))
+    lps = await client.prompt_logprobs(ids + list(g.token_ids), list(range(len(ids), len(ids) + len(g.token_ids))))
+    assert lps == pytest.approx(list(g.token_logprobs), abs=2e-3)
+    (nxt,) = await client.next_token_logprobs(ids, [g.token_ids[0]])
+    assert nxt == pytest.approx(g.token_logprobs[0], abs=2e-3)
+    await client.close()
+
+
+async def test_prefix_affinity_and_failover(vllm_server):
+    live = vllm_server[0]
+    dead = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    b = OpenAIBackend(OpenAIConfig(endpoints=[live, dead, live.replace("127.0.0.1", "localhost")], backoff_s=0.01, served_model="smollm2"))
+    prompts = [b.tokenizer.chat([{"role": "user", "content": f"Count to {i}."}]) for i in range(12)]
+    for p in prompts:  # the same prefix always picks the same first server
+        assert b.route(p) == b.route(p + [1, 2, 3])
+    assert len({b.route(p)[0] for p in prompts}) > 1  # and different prefixes spread out
+    outs = await asyncio.gather(*(b.generate(p, Sampling(max_tokens=4)) for p in prompts))
+    assert all(o[0].token_ids for o in outs)  # prompts routed to the dead server moved on
+    assert b.sent[dead] > 0 and b.retried >= b.sent[dead]
+    await b.close()
+
+
+async def test_bad_request_is_one_clear_error(client):
+    with pytest.raises(BackendError, match="HTTP 400"):
+        await client.generate([1, 2, 3], Sampling(max_tokens=5000))  # beyond max-model-len
+    await client.close()
+
+
+def test_ponder_serve_answers_with_full_usage(vllm_server, tmp_path):
+    url = vllm_server[0]
+    port = free_port()
+    log = open(tmp_path / "serve.log", "w")
+    proc = subprocess.Popen([PONDER, "serve", "--port", str(port), "--endpoint", url], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/health", proc, 120, log)
+
+        async def ask():
+            async with aiohttp.ClientSession() as s:
+                body = {"model": "best_of_n", "messages": [{"role": "user", "content": "What is 12 + 7?"}], "ponder": {"n": 3, "max_tokens": 48}}
+                async with s.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body) as r:
+                    ok = (r.status, await r.json())
+                bad = {"model": "nope", "messages": [{"role": "user", "content": "hi"}]}
+                async with s.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=bad) as r:
+                    err = (r.status, await r.json())
+                async with s.get(f"http://127.0.0.1:{port}/v1/models") as r:
+                    models = await r.json()
+            return ok, err, models
+
+        (status, data), (bad_status, bad), models = asyncio.run(ask())
+        assert status == 200 and data["choices"][0]["message"]["content"]
+        assert len(data["ponder"]["candidates"]) == 3
+        # usage counts all three samples, not only the returned one
+        assert data["usage"]["completion_tokens"] == data["ponder"]["ledger"]["generated_tokens"] > len(data["choices"][0]["message"]["content"]) // 10
+        assert data["usage"]["total_tokens"] == data["usage"]["prompt_tokens"] + data["usage"]["completion_tokens"]
+        assert bad_status == 400 and "unknown strategy 'nope'" in bad["error"]["message"]
+        assert {"ponder", "beam_search"} <= {m["id"] for m in models["data"]}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+        log.close()
+
+
+def test_server_killed_mid_run_is_a_clear_error(vllm_server):
+    url, proc = vllm_server
+    b = OpenAIBackend(OpenAIConfig(endpoints=[url], retries=2, backoff_s=0.05, served_model="smollm2"))
+
+    async def run():
+        ids = b.tokenizer.chat(QUESTION)
+        await b.generate(ids, Sampling(max_tokens=4))
+        os.killpg(proc.pid, signal.SIGKILL)  # this test runs last in the module: the server goes for good
+        proc.wait(30)
+        with pytest.raises(BackendError, match="failed after 3 attempts.*ClientConnectorError"):
+            await b.generate(ids, Sampling(max_tokens=4))
+        await b.close()
+
+    asyncio.run(run())
