@@ -1,10 +1,11 @@
 """An aiohttp client for OpenAI-compatible servers (vLLM, SGLang, llama.cpp server).
 
 Prompts go out as token ids (`prompt: [ids]`), never text, and vLLM's `return_token_ids`
-brings the sampled ids back, so continuations stay token-exact. Several endpoints are
-chosen by rendezvous hashing of the prompt's first `affinity_tokens` ids: requests that share
-a prefix land on the same server and reuse its KV cache there; when a server fails, its
-requests move to the next server in their own order. 429, 5xx, refused connections and
+brings the sampled ids back, so continuations stay token-exact. With several endpoints, a
+new prompt picks its server by rendezvous hashing (prompts spread out), and every request whose
+ids extend a prefix already sent (a continuation, a beam, another sample) goes where that
+prefix went, so it reuses the KV cache there; when a server fails, its requests move to the
+next server in their own order and the prefix follows them. 429, 5xx, refused connections and
 timeouts are retried with exponential backoff; a stream is retried only before its first
 token. Leaving a stream early closes the connection, which makes vLLM abort the request.
 """
@@ -15,6 +16,7 @@ import asyncio
 import hashlib
 import json
 import random
+from collections import OrderedDict
 from typing import Any, AsyncIterator, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -40,7 +42,8 @@ class OpenAIConfig(BaseModel):
     connect_timeout_s: float = Field(10, gt=0)
     retries: int = Field(4, ge=0)
     backoff_s: float = Field(0.5, ge=0)
-    affinity_tokens: int = Field(256, ge=1)
+    affinity_block: int = Field(32, ge=1)  # prefixes are remembered in blocks of this many ids
+    affinity_entries: int = Field(200_000, ge=1)
     max_connections: int = Field(256, ge=1)
 
 
@@ -56,6 +59,7 @@ class OpenAIBackend:
         self.retried = 0
         self._sessions: dict[int, Any] = {}  # one aiohttp session per event loop
         self._served: str | None = self.config.served_model
+        self._affinity: OrderedDict[bytes, str] = OrderedDict()  # block-prefix digest -> endpoint
 
     # -- plumbing ------------------------------------------------------------------------------
     @property
@@ -87,10 +91,31 @@ class OpenAIBackend:
         if session is not None:
             await session.close()
 
+    def _block_keys(self, ids: Sequence[int]) -> list[bytes]:
+        """A digest of every whole-block prefix of `ids`, shortest first (one pass)."""
+        b, h, keys = self.config.affinity_block, hashlib.blake2b(digest_size=16), []
+        for end in range(b, len(ids) + 1, b):
+            h.update(json.dumps(list(ids[end - b : end])).encode())
+            keys.append(h.digest())
+        return keys
+
     def route(self, ids: Sequence[int]) -> list[str]:
-        """Endpoints in this prefix's preference order (rendezvous hashing)."""
-        key = repr(list(ids[: self.config.affinity_tokens])).encode()
-        return sorted(self.endpoints, key=lambda e: hashlib.blake2b(key + e.encode(), digest_size=8).digest(), reverse=True)
+        """Endpoints in preference order: where the longest known prefix of `ids` went, then
+        the rendezvous order of the whole prompt."""
+        whole = json.dumps(list(ids)).encode()
+        order = sorted(self.endpoints, key=lambda e: hashlib.blake2b(whole + e.encode(), digest_size=8).digest(), reverse=True)
+        for key in reversed(self._block_keys(ids)):
+            sticky = self._affinity.get(key)
+            if sticky is not None:
+                return [sticky] + [e for e in order if e != sticky]
+        return order
+
+    def _remember(self, ids: Sequence[int], endpoint: str) -> None:
+        for key in self._block_keys(ids):
+            self._affinity[key] = endpoint
+            self._affinity.move_to_end(key)
+        while len(self._affinity) > self.config.affinity_entries:
+            self._affinity.popitem(last=False)
 
     async def _served_model(self) -> str:
         if self._served is None:
@@ -120,6 +145,7 @@ class OpenAIBackend:
                 self.sent[endpoint] += 1
                 async with self._session().post(f"{endpoint}/completions", json=body) as r:
                     if r.status == 200:
+                        self._remember(ids, endpoint)
                         return await r.json()
                     text = (await r.text())[:200].replace("\n", " ")
                     if r.status not in RETRY_STATUS:
@@ -173,6 +199,7 @@ class OpenAIBackend:
                     self.sent[endpoint] += 1
                     async with self._session().post(f"{endpoint}/completions", json=body) as r:
                         if r.status == 200:
+                            self._remember(prompt_ids, endpoint)
                             async for delta in self._read_stream(r, len(prompt_ids), state):
                                 yield delta
                             return

@@ -104,6 +104,7 @@ async def test_stream_matches_generate_and_cancel_closes_it(client):
         n += 1
         if n == 3:
             break
+    await asyncio.sleep(0.3)  # the abandoned generator is closed by the loop's finaliser
     assert client.stats().aborted_requests == before + 1
     await client.close()
 
@@ -122,13 +123,19 @@ async def test_prefix_affinity_and_failover(vllm_server):
     live = vllm_server[0]
     dead = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
     b = OpenAIBackend(OpenAIConfig(endpoints=[live, dead, live.replace("127.0.0.1", "localhost")], backoff_s=0.01, served_model="smollm2"))
-    prompts = [b.tokenizer.chat([{"role": "user", "content": f"Count to {i}."}]) for i in range(12)]
-    for p in prompts:  # the same prefix always picks the same first server
-        assert b.route(p) == b.route(p + [1, 2, 3])
-    assert len({b.route(p)[0] for p in prompts}) > 1  # and different prefixes spread out
+    prompts = [b.tokenizer.chat([{"role": "user", "content": f"Count to {i}, slowly and carefully, one number per line."}]) for i in range(12)]
+    assert len({b.route(p)[0] for p in prompts}) == 3  # new prompts spread over the servers
     outs = await asyncio.gather(*(b.generate(p, Sampling(max_tokens=4)) for p in prompts))
     assert all(o[0].token_ids for o in outs)  # prompts routed to the dead server moved on
     assert b.sent[dead] > 0 and b.retried >= b.sent[dead]
+    for p, (o,) in zip(prompts, outs):
+        # a continuation goes where its prefix went: a live server, the same one each time
+        went = b.route(p)[0]
+        assert went != dead and b.route(p + list(o.token_ids))[0] == went
+    sent = dict(b.sent)
+    conts = await asyncio.gather(*(b.generate(p + list(o.token_ids), Sampling(max_tokens=4)) for p, (o,) in zip(prompts, outs)))
+    assert b.sent[dead] == sent[dead]  # no continuation tried the dead server
+    assert sum(c[0].usage.cached_tokens for c in conts) > 0
     await b.close()
 
 
