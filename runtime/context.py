@@ -10,7 +10,7 @@ import itertools
 from dataclasses import replace
 from typing import AsyncIterator, Mapping, Sequence
 
-from ..backends.base import Backend, Delta, Sampling, Usage
+from ..backends.base import Backend, Completion, Delta, Sampling, Usage
 from ..verifiers.answer import extract
 from ..verifiers.base import StepScorer
 from ..verifiers.voting import aggregate
@@ -61,17 +61,27 @@ class Context:
         return s
 
     # -- generation -------------------------------------------------------------------------
-    async def extend(self, node: Node, sampling: Sampling) -> list[Node]:
+    async def extend(self, node: Node, sampling: Sampling, **attrs: object) -> list[Node]:
         """n children of `node`, continuing its exact token ids."""
+        return [n for n, _ in await self.extend_with(node, sampling, **attrs)]
+
+    async def extend_with(self, node: Node, sampling: Sampling, **attrs: object) -> list[tuple[Node, Completion]]:
+        """Like `extend`, with each child's Completion (logprobs and all)."""
+        return await self._request(node, node.ids, sampling, None, attrs)
+
+    async def sample(self, prompt_ids: Sequence[int], sampling: Sampling, **attrs: object) -> list[Node]:
+        """n samples from a fresh prompt (not a continuation of the tree), attached under the root."""
+        return [n for n, _ in await self._request(self.tree.root, prompt_ids, sampling, prompt_ids, attrs)]
+
+    async def _request(
+        self, parent: Node, ids: Sequence[int], sampling: Sampling, fresh: Sequence[int] | None, attrs: dict,
+    ) -> list[tuple[Node, Completion]]:
         t0 = self.tree.now()
-        completions = await self.backend.generate(node.ids, sampling)
+        completions = await self.backend.generate(ids, sampling)
         usage = sum((c.usage for c in completions), Usage())
         self.ledger.record(usage)
-        request = self.ledger.requests
-        return [
-            self.tree.add(node, c.token_ids, c.text, c.finish_reason, t0, request=request, cached_tokens=usage.cached_tokens)
-            for c in completions
-        ]
+        meta = {"request": self.ledger.requests, "cached_tokens": usage.cached_tokens, **attrs}
+        return [(self.tree.add(parent, c.token_ids, c.text, c.finish_reason, t0, prompt_ids=fresh, **meta), c) for c in completions]
 
     async def stream(self, node: Node, sampling: Sampling) -> AsyncIterator[Delta]:
         """Stream one child of `node`; the ledger records the request, aborted or not."""

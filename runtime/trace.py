@@ -55,12 +55,17 @@ class Trace:
         step: str,
         finish: FinishReason | None,
         t_start: float,
+        prompt_ids: Sequence[int] | None = None,
         **attrs: object,
     ) -> Node:
-        node = Node(
-            len(self._nodes), parent.id, parent.ids + tuple(token_ids), self.root.prompt_len,
-            parent.text + step, step, parent.depth + 1, finish,
-        )
+        """A child of `parent` continuing its ids; with `prompt_ids`, a node generated from a
+        fresh prompt instead (refinement rounds), whose trajectory starts there."""
+        if prompt_ids is None:
+            ids, prompt_len, text = parent.ids + tuple(token_ids), parent.prompt_len, parent.text + step
+        else:
+            ids, prompt_len, text = tuple(prompt_ids) + tuple(token_ids), len(prompt_ids), step
+            attrs["prompt_tokens"] = len(prompt_ids)
+        node = Node(len(self._nodes), parent.id, ids, prompt_len, text, step, parent.depth + 1, finish)
         self._nodes[node.id] = node
         self.graph.add_node(
             node.id, step=step, tokens=len(token_ids), depth=node.depth, finish=finish, score=None,
@@ -87,7 +92,17 @@ class Trace:
         return out[::-1]
 
     def steps(self, node: Node) -> list[str]:
-        return [n.step for n in self.path(node)]
+        """Step texts from the root; a node marked `partial` (a step cut after a few tokens and
+        continued later) forms one step with its continuation."""
+        out: list[str] = []
+        carry = ""
+        for n in self.path(node):
+            if self.graph.nodes[n.id].get("partial") and n.id != node.id:
+                carry += n.step
+                continue
+            out.append(carry + n.step)
+            carry = ""
+        return out
 
     def now(self) -> float:
         return time.monotonic()

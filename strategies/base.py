@@ -21,6 +21,12 @@ REGISTRY: dict[str, str] = {
     "dvts": "dvts:DVTS",
     "first_finish": "first_finish:FirstFinish",
     "particle_filtering": "particle_filtering:ParticleFiltering",
+    "a_star": "a_star:AStar",
+    "early_rejection": "early_rejection:EarlyRejection",
+    "pdr": "pdr:PDR",
+    "sr": "pdr:SequentialRefinement",
+    "trim": "trim:Trim",
+    "deepconf": "deepconf:DeepConf",
 }
 
 

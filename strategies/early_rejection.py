@@ -1,0 +1,93 @@
+"""Early rejection with partial reward modelling (Cheshmi et al. 2025).
+
+Beam search in which each of the M expansions of a beam first generates only τ tokens. The
+PRM scores those unfinished steps; only the top N/M partial candidates are continued to the
+step's end (sending the exact τ-token prefix back, so the engine reuses its KV blocks), and
+the rest are dropped after τ tokens. The partial node and its continuation form one step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import ClassVar
+
+from pydantic import Field, model_validator
+
+from ..runtime.context import Context
+from ..runtime.result import Result
+from ..runtime.trace import Node
+from ..verifiers.voting import select
+from .base import StrategyConfig
+
+
+class EarlyRejectionConfig(StrategyConfig):
+    n: int = Field(16, ge=1)  # N candidates per step
+    width: int = Field(4, ge=1)  # M expansions per kept beam
+    tau: int = Field(64, ge=1)  # tokens generated before the partial PRM decision
+    max_steps: int = Field(20, ge=1)
+    temperature: float = Field(0.8, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    step_tokens: int = Field(256, ge=1)
+    final_tokens: int = Field(1024, ge=1)
+    aggregate: str = "last"
+    selection: str = "best"
+
+    @model_validator(mode="after")
+    def _check(self) -> "EarlyRejectionConfig":
+        if self.n % self.width:
+            raise ValueError(f"n ({self.n}) must be a multiple of width ({self.width})")
+        if self.tau >= self.step_tokens:
+            raise ValueError(f"tau ({self.tau}) must be below step_tokens ({self.step_tokens})")
+        return self
+
+
+class EarlyRejection:
+    name: ClassVar[str] = "early_rejection"
+    Config: ClassVar[type[StrategyConfig]] = EarlyRejectionConfig
+    needs_scorer: ClassVar[bool] = True
+
+    def __init__(self, config: EarlyRejectionConfig) -> None:
+        self.config = config
+
+    async def run(self, ctx: Context) -> Result:
+        cfg = self.config
+        keep = cfg.n // cfg.width
+        beams: list[Node] = [ctx.tree.root]
+        completed: list[Node] = []
+        dropped = 0
+        for step in range(cfg.max_steps):
+            last = step == cfg.max_steps - 1 or ctx.exhausted()
+            stop = () if last else (ctx.delimiter,)
+            per_beam = cfg.n if step == 0 else cfg.width
+            groups = await asyncio.gather(*(ctx.extend(b, ctx.sampling(
+                n=per_beam, temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.tau, stop=stop,
+            )) for b in beams))
+            partial = [c for g in groups for c in g]
+            for c in partial:
+                ctx.tree.set(c, partial=c.finish == "length")  # cut at τ: the step goes on
+            scores = await asyncio.gather(*(ctx.score(c, cfg.aggregate) for c in partial))
+            ranked = sorted(zip(partial, scores), key=lambda x: x[1], reverse=True)
+            kept, rejected = ranked[:keep], ranked[keep:]
+            dropped += len(rejected)
+            for c, _ in rejected:
+                ctx.tree.set(c, rejected=True)
+            budget = cfg.final_tokens if last else cfg.step_tokens
+            finished = await asyncio.gather(*(self._finish_step(ctx, c, budget - cfg.tau, stop) for c, _ in kept))
+            beams = []
+            for node in finished:
+                (completed if ctx.done(node) or last else beams).append(node)
+            if not beams or len(completed) >= keep:
+                break
+        pool = completed or beams
+        scores = await asyncio.gather(*(ctx.score(n, cfg.aggregate) for n in pool))
+        candidates = [ctx.candidate(n, s) for n, s in zip(pool, scores)]
+        return ctx.result(self.name, select(candidates, cfg.selection), candidates, {"rejected": dropped, "steps": step + 1})
+
+    async def _finish_step(self, ctx: Context, node: Node, tokens: int, stop: tuple[str, ...]) -> Node:
+        """Continue a τ-token partial step to its end from its exact ids."""
+        if node.finish != "length":
+            return node  # the step (or the whole answer) ended within τ tokens
+        cfg = self.config
+        (rest,) = await ctx.extend(node, ctx.sampling(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=max(1, tokens), stop=stop))
+        ctx.tree.set(rest, continuation=True)
+        return rest

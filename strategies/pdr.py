@@ -1,0 +1,142 @@
+"""Parallel-Distill-Refine and Sequential Refinement (Madaan et al. 2025).
+
+Rounds r = 1..R draft M_r candidates in parallel. Between rounds a distill operator turns
+the drafts into a workspace of at most κ tokens, rebuilt every round: `summary` (the model
+writes one summary of agreements, contradictions, intermediate results and open subgoals),
+`top_k` (the k best drafts by verifier score, or by vote share without a scorer) or
+`random_k` (each generator gets its own k random drafts). Round r's drafts answer the
+question given the workspace. The last round has one draft, which is the answer. `sr` is
+the same loop with one draft per round. B_tot counts every generated token; B_seq the
+tokens on the accepted path (the longest draft of each round, plus the summaries), the
+latency-bound budget the paper reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from ..runtime.context import Context
+from ..runtime.result import Result
+from ..runtime.trace import Node
+from ..verifiers.voting import clusters
+from .base import StrategyConfig
+
+SUMMARY_ASK = (
+    "Here are several attempts at the problem above. Write a short summary for someone solving it: "
+    "where the attempts agree, where they contradict each other, useful intermediate results, and "
+    "what is still open. Do not solve it again."
+)
+REFINE_ASK = "Here are notes from earlier attempts at this problem:\n\n{workspace}\n\nUsing them where they help, solve the problem."
+
+
+class PDRConfig(StrategyConfig):
+    schedule: list[int] = Field(default_factory=lambda: [4, 4, 1])  # M_r per round
+    distill: Literal["summary", "top_k", "random_k"] = "summary"
+    k: int = Field(2, ge=1)
+    workspace_tokens: int = Field(1024, ge=16)  # κ
+    max_tokens: int = Field(1024, ge=1)  # per draft
+    temperature: float = Field(0.8, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    aggregate: str = "last"
+
+    @model_validator(mode="after")
+    def _check(self) -> "PDRConfig":
+        if not self.schedule or any(m < 1 for m in self.schedule):
+            raise ValueError("schedule must be a non-empty list of positive draft counts")
+        if self.schedule[-1] != 1:
+            raise ValueError(f"the last round must have one draft (schedule ends with 1), got {self.schedule}")
+        return self
+
+
+class SRConfig(PDRConfig):
+    schedule: list[int] = Field(default_factory=lambda: [1, 1, 1])
+    distill: Literal["summary", "top_k", "random_k"] = "top_k"
+    k: int = Field(1, ge=1)
+
+
+class PDR:
+    name: ClassVar[str] = "pdr"
+    Config: ClassVar[type[StrategyConfig]] = PDRConfig
+    needs_scorer: ClassVar[bool] = False
+
+    def __init__(self, config: PDRConfig) -> None:
+        self.config = config
+
+    async def run(self, ctx: Context) -> Result:
+        cfg = self.config
+        rng = random.Random(ctx.problem.id)
+        question_ids = list(ctx.tree.root.ids)
+        drafts: list[Node] = await ctx.extend(ctx.tree.root, self._sampling(ctx, cfg.schedule[0]))
+        for d in drafts:
+            ctx.tree.set(d, round=1)
+        b_seq = max(len(d.generated_ids) for d in drafts)
+        for r, m in enumerate(cfg.schedule[1:], start=2):
+            if ctx.exhausted():
+                break
+            workspaces, summary_tokens = await self._distill(ctx, drafts, m, rng)
+            b_seq += summary_tokens
+            # one shared workspace: one request with m samples; one workspace each: m requests
+            counts = [m] if len(workspaces) == 1 else [1] * len(workspaces)
+            groups = await asyncio.gather(*(
+                ctx.sample(ctx.tokenizer.chat(self._messages(ctx, w)), self._sampling(ctx, count), round=r,
+                           workspace_tokens=len(ctx.tokenizer.encode(w)))
+                for w, count in zip(workspaces, counts)
+            ))
+            drafts = [d for g in groups for d in g]
+            b_seq += max(len(d.generated_ids) for d in drafts)
+        final = drafts[0]
+        chosen = ctx.candidate(final)
+        metrics = {"B_seq": b_seq, "B_tot": ctx.ledger.generated_tokens, "rounds": len(cfg.schedule), "question_tokens": len(question_ids)}
+        return ctx.result(self.name, chosen, [ctx.candidate(d) for d in drafts], metrics)
+
+    def _sampling(self, ctx: Context, n: int):
+        cfg = self.config
+        return ctx.sampling(n=n, temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens)
+
+    def _messages(self, ctx: Context, workspace: str) -> list[dict[str, str]]:
+        from ..runtime.prompt import PromptConfig
+
+        question = PromptConfig().render(ctx.problem)
+        return [{"role": "user", "content": question + "\n\n" + REFINE_ASK.format(workspace=workspace)}]
+
+    def _bound(self, ctx: Context, text: str) -> str:
+        ids = ctx.tokenizer.encode(text)
+        return text if len(ids) <= self.config.workspace_tokens else ctx.tokenizer.decode(ids[: self.config.workspace_tokens])
+
+    async def _distill(self, ctx: Context, drafts: list[Node], m: int, rng: random.Random) -> tuple[list[str], int]:
+        """Workspaces for the next round's m generators (one shared, or one each for random_k),
+        and the tokens the operator itself generated."""
+        cfg = self.config
+        if cfg.distill == "summary":
+            listing = "\n\n".join(f"Attempt {i + 1}:\n{d.text.strip()}" for i, d in enumerate(drafts))
+            content = f"{ctx.problem.question}\n\n{self._bound(ctx, listing)}\n\n{SUMMARY_ASK}"
+            (summary,) = await ctx.sample(ctx.tokenizer.chat([{"role": "user", "content": content}]),
+                                          ctx.sampling(temperature=0.0, max_tokens=cfg.workspace_tokens), role="summary")
+            return [self._bound(ctx, summary.text)], len(summary.generated_ids)
+        if cfg.distill == "random_k":
+            return [self._join(ctx, rng.sample(drafts, min(cfg.k, len(drafts)))) for _ in range(m)], 0
+        return [self._join(ctx, await self._top(ctx, drafts))], 0
+
+    async def _top(self, ctx: Context, drafts: list[Node]) -> list[Node]:
+        cfg = self.config
+        if ctx.scorer is not None:
+            scores = await asyncio.gather(*(ctx.score(d, cfg.aggregate, [s for s in d.text.split(ctx.delimiter) if s.strip()] or [d.text]) for d in drafts))
+        else:  # without a verifier, a draft's score is the share of drafts agreeing with its answer
+            cands = [ctx.candidate(d) for d in drafts]
+            share = {i: len(g) / len(drafts) for g in clusters(cands) for i in g}
+            scores = [share.get(i, 0.0) for i in range(len(drafts))]
+        ranked = sorted(range(len(drafts)), key=lambda i: scores[i], reverse=True)
+        return [drafts[i] for i in ranked[: cfg.k]]
+
+    def _join(self, ctx: Context, drafts: list[Node]) -> str:
+        return self._bound(ctx, "\n\n".join(f"Attempt {i + 1}:\n{d.text.strip()}" for i, d in enumerate(drafts)))
+
+
+class SequentialRefinement(PDR):
+    name: ClassVar[str] = "sr"
+    Config: ClassVar[type[StrategyConfig]] = SRConfig
+
