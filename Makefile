@@ -34,9 +34,7 @@ test: install model
 	$(VENV)/bin/python -m pytest -q tests
 
 demo: install model
-	$(VENV)/bin/ponder solve "What is 12 + 7?" --answer 19
-	$(VENV)/bin/ponder solve "What is 12 + 7?" -n 8 --answer 19 --max-tokens 128
-	$(VENV)/bin/ponder solve "What is 12 + 7?" -s beam_search -n 4 --set width=2 --set max_steps=4 --set step_tokens=48 --answer 19
+	$(VENV)/bin/ponder run configs/demo.yaml --set name=demo-$$(date +%Y%m%d-%H%M%S)
 
 bench: install model
 	$(VENV)/bin/python bench/engine.py

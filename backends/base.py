@@ -93,6 +93,15 @@ class Delta:
     usage: Usage | None = None
 
 
+def finish_reason(reason: str | None, stop_reason: object) -> tuple[FinishReason, str | None]:
+    """vLLM / OpenAI finish fields to ours: (reason, the stop string hit)."""
+    if reason in ("length", "abort"):
+        return reason, None  # type: ignore[return-value]
+    if isinstance(stop_reason, str):
+        return "stop", stop_reason
+    return "eos", None
+
+
 @dataclass(frozen=True)
 class BackendStats:
     """Cumulative counters since the backend started."""

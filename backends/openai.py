@@ -21,7 +21,7 @@ from typing import Any, AsyncIterator, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .base import BackendStats, Completion, Delta, FinishReason, Sampling, Usage
+from .base import BackendStats, Completion, Delta, Sampling, Usage, finish_reason
 from .tokenizer import HFTokenizer
 
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
@@ -176,7 +176,7 @@ class OpenAIBackend:
         for i, ch in enumerate(sorted(data["choices"], key=lambda c: c["index"])):
             ids = tuple(ch.get("token_ids") or self._tokenizer.encode(ch["text"]))
             chosen, tops = _logprobs(ch.get("logprobs"))
-            reason, hit = _finish(ch.get("finish_reason"), ch.get("stop_reason"))
+            reason, hit = finish_reason(ch.get("finish_reason"), ch.get("stop_reason"))
             out.append(Completion(ids, ch["text"], reason, hit, chosen, tops, Usage(generated_tokens=len(ids)) + (prefill if i == 0 else Usage())))
         self._account(sum((c.usage for c in out), Usage()))
         return out
@@ -234,7 +234,7 @@ class OpenAIBackend:
                 state["generated"] += len(ids)
                 chosen, tops = _logprobs(ch.get("logprobs"))
                 if ch.get("finish_reason"):
-                    reason, hit = _finish(ch["finish_reason"], ch.get("stop_reason"))
+                    reason, hit = finish_reason(ch["finish_reason"], ch.get("stop_reason"))
                     last = Delta(ids, ch.get("text", ""), reason, hit, chosen, tops)
                 else:
                     yield Delta(ids, ch.get("text", ""), None, None, chosen, tops)
@@ -269,16 +269,6 @@ class OpenAIBackend:
 def _entry(row: dict[str, Any], token: int) -> float:
     value = row.get(str(token), row.get(token))  # type: ignore[call-overload]
     return value["logprob"] if isinstance(value, dict) else value
-
-
-def _finish(reason: str | None, stop_reason: Any) -> tuple[FinishReason, str | None]:
-    if reason == "length":
-        return "length", None
-    if reason == "abort":
-        return "abort", None
-    if isinstance(stop_reason, str):
-        return "stop", stop_reason
-    return "eos", None
 
 
 def _logprobs(lp: dict[str, Any] | None) -> tuple[tuple[float, ...] | None, tuple[tuple[float, ...], ...] | None]:

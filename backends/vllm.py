@@ -14,7 +14,7 @@ from typing import Any, AsyncIterator, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .base import BackendStats, Completion, Delta, FinishReason, Sampling, Usage
+from .base import BackendStats, Completion, Delta, Sampling, Usage, finish_reason
 from .loop import LoopThread
 from .models import ModelError, resolve
 from .tokenizer import HFTokenizer
@@ -154,7 +154,7 @@ class VllmBackend:
         for i, o in enumerate(sorted(final.outputs, key=lambda o: o.index)):
             usage = Usage(generated_tokens=len(o.token_ids)) + (prefill if i == 0 else Usage())
             chosen, tops = _logprobs(o.token_ids, o.logprobs)
-            reason, hit = _finish(o.finish_reason, o.stop_reason)
+            reason, hit = finish_reason(o.finish_reason, o.stop_reason)
             completions.append(Completion(tuple(o.token_ids), o.text, reason, hit, chosen, tops, usage))
         self._account(sum((c.usage for c in completions), Usage()))
         return completions
@@ -193,7 +193,7 @@ class VllmBackend:
                 chosen, tops = _logprobs(o.token_ids, o.logprobs)
                 if out.finished:
                     finished = True
-                    reason, hit = _finish(o.finish_reason, o.stop_reason)
+                    reason, hit = finish_reason(o.finish_reason, o.stop_reason)
                     usage = Usage(len(ids), cached, generated)
                     self._account(usage, aborted=reason == "abort")
                     put(Delta(tuple(o.token_ids), o.text, reason, hit, chosen, tops, usage))
@@ -248,16 +248,6 @@ class VllmBackend:
 
         first = await one(candidates[0])  # fills the cache for the others
         return [first] + list(await asyncio.gather(*(one(t) for t in candidates[1:])))
-
-
-def _finish(reason: str | None, stop_reason: Any) -> tuple[FinishReason, str | None]:
-    if reason == "length":
-        return "length", None
-    if reason == "abort":
-        return "abort", None
-    if isinstance(stop_reason, str):
-        return "stop", stop_reason
-    return "eos", None
 
 
 def _logprobs(token_ids: Sequence[int], logprobs: Any) -> tuple[tuple[float, ...] | None, tuple[tuple[float, ...], ...] | None]:

@@ -16,7 +16,7 @@ from typing import Any
 from .datasets import load
 from .problem import Problem
 from .result import Result
-from .run_config import RunConfig
+from .run_config import BackendSection, RunConfig
 from .store import RunStore
 
 
@@ -35,19 +35,19 @@ def prepare(config: RunConfig, limit: int | None, data_dir: str | None) -> list[
     problems = load(config.dataset, data_dir)
     if not problems:
         raise ValueError(f"dataset {config.dataset.name!r} holds no problems")
-    if config.backend.kind == "vllm":
-        from ..backends.models import resolve
+    from ..backends.models import resolve
 
-        resolve(config.backend.model)
+    for section in (config.backend, config.scorer.backend if config.scorer else None):
+        if section is not None and section.kind == "vllm":
+            resolve(section.model)
     return problems[:limit] if limit else problems
 
 
-def build_backend(config: RunConfig):
-    b = config.backend
+def build_backend(b: BackendSection, seed: int = 0):
     if b.kind == "vllm":
         from ..backends.vllm import EngineConfig, VllmBackend
 
-        return VllmBackend(EngineConfig(model=b.model, **{"seed": config.seed, **b.engine}))
+        return VllmBackend(EngineConfig(model=b.model, **{"seed": seed, **b.engine}))
     from ..backends.openai import OpenAIBackend, OpenAIConfig
 
     return OpenAIBackend(OpenAIConfig(endpoints=b.endpoints, model=b.model, **b.options))
@@ -67,10 +67,15 @@ async def execute(
     done = store.done_ids()
     todo = [p for p in problems if p.id not in done]
     owned = backend is None
-    backend = backend or build_backend(config)
+    backend = backend or build_backend(config.backend, config.seed)
+    scorer_backend = None
     started = time.monotonic()
     try:
-        scorer = make_scorer(config.scorer.name, backend, **config.scorer.options) if config.scorer else None
+        scorer = None
+        if config.scorer:
+            if config.scorer.backend is not None:
+                scorer_backend = build_backend(config.scorer.backend, config.seed)
+            scorer = make_scorer(config.scorer.name, scorer_backend or backend, **config.scorer.options)
         solver = Solver(
             backend, make_strategy(config.strategy.name, **config.strategy.config), scorer, config.prompt,
             config.budget, config.global_budget, config.seed, config.delimiter,
@@ -83,6 +88,8 @@ async def execute(
     finally:
         if owned:
             await backend.close()
+        if scorer_backend is not None:
+            await scorer_backend.close()
         summary = store.write_summary(config.name, config.strategy.name, store.records(), time.monotonic() - started)
     return RunOutcome(store.dir, summary, len(done))
 

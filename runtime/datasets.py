@@ -53,13 +53,15 @@ def load(config: DatasetConfig, data: str | Path | None = None) -> list[Problem]
         path = Path(name).expanduser()
         if not path.is_file():
             raise ValueError(f"dataset {name!r}: not a built-in name ({', '.join(BUILTIN)}), gym:/hf: spec, or existing file")
-        problems = [_mapped(row, config.fields, path, n) for n, row in _rows(path)]
+        problems = [_mapped(row, config.fields, path, n) for n, row in rows_of(path)]
     if config.shuffle_seed is not None:
         random.Random(config.shuffle_seed).shuffle(problems)
     return problems[: config.limit] if config.limit else problems
 
 
-def _rows(path: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
+def rows_of(path: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
+    """(line number, record) of a JSONL / JSON / CSV / Parquet file, optionally gzipped; a
+    malformed line raises ValueError naming the file and line."""
     suffixes = [s.lower() for s in path.suffixes]
     opener = gzip.open if suffixes[-1:] == [".gz"] else open
     kind = suffixes[-2] if suffixes[-1:] == [".gz"] and len(suffixes) > 1 else suffixes[-1] if suffixes else ""
@@ -110,7 +112,7 @@ def _builtin(name: str, root: Path) -> list[Problem]:
     if not files:
         raise ValueError(f"dataset {name!r}: no {folder}/test.jsonl[.gz] (set --data-dir or PONDER_DATA)")
     path = files[0]
-    rows = list(_rows(path))
+    rows = list(rows_of(path))
     if name == "humaneval":
         return [_humaneval(row) for _, row in rows]
     if name == "mbpp":

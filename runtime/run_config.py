@@ -54,6 +54,7 @@ class StrategySection(_Section):
 class ScorerSection(_Section):
     name: str
     options: dict[str, Any] = Field(default_factory=dict)
+    backend: BackendSection | None = None  # a second engine for logprob / judge scorers (e.g. a PRM)
 
     @model_validator(mode="after")
     def _check(self) -> "ScorerSection":

@@ -179,6 +179,26 @@ def test_ponder_serve_answers_with_full_usage(vllm_server, tmp_path):
         log.close()
 
 
+async def test_yaml_run_over_http_with_a_second_backend_for_the_prm(vllm_server, tmp_path):
+    from ponder.runtime.batch import execute, prepare
+    from ponder.runtime.run_config import load_run_config
+
+    data = tmp_path / "q.jsonl"
+    data.write_text("".join(f'{{"id": "q{i}", "problem": "What is {i} + 1?", "answer": "{i + 1}"}}\n' for i in range(3)))
+    http = f"{{kind: openai, endpoints: ['{vllm_server[0]}'], options: {{served_model: smollm2}}}}"
+    cfg = tmp_path / "http.yaml"
+    cfg.write_text(
+        f"name: http\nbackend: {http}\n"
+        "strategy: {name: beam_search, config: {n: 2, width: 1, max_steps: 2, step_tokens: 24, final_tokens: 32}}\n"
+        f"scorer: {{name: logprob, options: {{layout: chat}}, backend: {http}}}\n"
+        f"dataset: {{name: '{data}'}}\noutput_dir: {tmp_path / 'runs'}\n"
+    )
+    config = load_run_config(cfg)
+    outcome = await execute(config, prepare(config, None, None), progress=False)
+    assert outcome.summary["problems"] == 3 and outcome.summary["verifier_calls"] > 0
+    assert outcome.summary["tokens"]["cached"] > 0  # beam steps continued token-exact prefixes on the server
+
+
 def test_server_killed_mid_run_is_a_clear_error(vllm_server):
     url, proc = vllm_server
     b = OpenAIBackend(OpenAIConfig(endpoints=[url], retries=2, backoff_s=0.05, served_model="smollm2"))

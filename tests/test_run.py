@@ -146,3 +146,9 @@ def test_run_limit_crash_resume_and_report(tmp_path):
     assert rep.returncode == 0, rep.stderr
     assert "crash" in rep.stdout and "beam_search" in rep.stdout
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_every_shipped_config_loads():
+    for path in sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")):
+        cfg = load_run_config(path)
+        assert cfg.name and cfg.strategy.name

@@ -7,7 +7,7 @@ from typing import Any
 from .answer import equivalent, extract
 from .base import OutcomeVerifier, StepScorer, Verdict
 
-SCORERS = ("arithmetic", "logprob", "judge")
+SCORERS = ("arithmetic", "logprob", "judge", "pooling")
 
 
 def make_scorer(name: str, backend: Any = None, **options: Any) -> StepScorer:
@@ -17,6 +17,10 @@ def make_scorer(name: str, backend: Any = None, **options: Any) -> StepScorer:
         from .arithmetic import ArithmeticScorer
 
         return ArithmeticScorer(**options)
+    if name == "pooling":  # its own classifier engine or server, not the policy's backend
+        from .pooling import PoolingPRM
+
+        return PoolingPRM(**options)
     if name in ("logprob", "judge"):
         if backend is None:
             raise ValueError(f"scorer {name!r} needs a backend to read probabilities from")

@@ -12,6 +12,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..runtime.datasets import rows_of
 from .answer import equivalent, extract
 
 
@@ -30,20 +31,11 @@ def grade_file(path: Path, output: Path | None = None, response_field: str = "re
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{number}: not valid JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-            for field in (response_field, reference_field):
-                if field not in row:
-                    raise ValueError(f"{path}:{number}: missing field {field!r}")
-            rows.append(row)
+    for number, row in rows_of(path):
+        for field in (response_field, reference_field):
+            if field not in row:
+                raise ValueError(f"{path}:{number}: missing field {field!r}")
+        rows.append(row)
     out = output or path.with_name(path.stem + ".graded.jsonl")
     correct = 0
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
