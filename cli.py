@@ -46,43 +46,25 @@ def solve(
     set_: list[str] = typer.Option([], "--set", help="strategy field=value (repeatable)"),
 ) -> None:
     """Answer one question and print the answer and the tokens spent."""
-    import asyncio
-
     from .backends.models import ModelError
-    from .runtime.problem import Problem
-    from .runtime.solver import Solver
-    from .strategies.base import make_strategy, strategy_class
-    from .verifiers import make_scorer
+    from .runtime.run_config import apply_override
+    from .runtime.solver import solve as solve_one
+    from .strategies.base import strategy_class
 
     try:
         fields = strategy_class(strategy).Config.model_fields
         config: dict[str, object] = {}
-        if strategy == "best_of_n":
-            config = {"n": n, "max_tokens": max_tokens, **({"temperature": 0.0, "selection": "first"} if n == 1 else {})}
-        elif "n" in fields:
-            config = {"n": n} if n > 1 else {}
+        if "n" in fields and (n > 1 or strategy == "best_of_n"):
+            config["n"] = n
+        if "max_tokens" in fields:
+            config["max_tokens"] = max_tokens
+        if strategy == "best_of_n" and n == 1:  # one sample: greedy
+            config.update(temperature=0.0, selection="first")
         for item in set_:
-            key, sep, value = item.partition("=")
-            if not sep:
-                fail(f"--set expects field=value, got {item!r}")
-            config[key] = value
-        chosen = make_strategy(strategy, **config)
-        if getattr(chosen, "needs_scorer", False) and scorer is None:
-            scorer = "arithmetic"
-        from .backends.vllm import EngineConfig, VllmBackend
-
-        backend = VllmBackend(EngineConfig(model=model))
+            apply_override(config, item)
+        result = solve_one(question, strategy, model, scorer, answer, **config)
     except (ModelError, ValueError) as e:
         fail(str(e))
-
-    async def run():
-        try:
-            solver = Solver(backend, chosen, make_scorer(scorer, backend) if scorer else None)
-            return await solver.solve(Problem(id="q0", question=question, answer=answer))
-        finally:
-            await backend.close()
-
-    result = asyncio.run(run())
     led = result.ledger
     typer.echo(f"answer: {result.answer or '(none)'}" + ("" if result.correct is None else f"  correct: {result.correct}"))
     typer.echo(

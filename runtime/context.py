@@ -17,6 +17,7 @@ from ..verifiers.voting import aggregate
 from .budget import Budget
 from .ledger import Ledger
 from .problem import Problem
+from .prompt import PromptConfig
 from .result import Candidate, Result
 from .trace import Node, Trace
 
@@ -26,15 +27,16 @@ class Context:
         self,
         problem: Problem,
         backend: Backend,
-        prompt_ids: Sequence[int],
         scorer: StepScorer | None = None,
         budget: Budget | None = None,
         ledger: Ledger | None = None,
         global_budget: Budget | None = None,
         seed: int = 0,
         delimiter: str = "\n\n",
+        prompt: PromptConfig | None = None,
     ) -> None:
         self.problem = problem
+        self.prompt = prompt or PromptConfig()
         self.backend = backend
         self.tokenizer = backend.tokenizer
         self.scorer = scorer
@@ -42,8 +44,12 @@ class Context:
         self.global_budget = global_budget or Budget()
         self.ledger = ledger or Ledger()
         self.delimiter = delimiter
-        self.tree = Trace(prompt_ids)
+        self.tree = Trace(self.prompt_ids())
         self._seeds = itertools.count(seed * 1_000_003)
+
+    def prompt_ids(self, suffix: str = "") -> list[int]:
+        """The problem's prompt as the solver renders it, with `suffix` added to the user's message."""
+        return self.prompt.ids(self.tokenizer, self.problem, suffix)
 
     # -- budget ---------------------------------------------------------------------------
     def exhausted(self) -> bool:

@@ -23,8 +23,9 @@ class PromptConfig(BaseModel):
         except (KeyError, IndexError) as e:
             raise ValueError(f"prompt.template: only {{question}} may appear in braces (double other braces), got {e}") from e
 
-    def ids(self, tokenizer: Tokenizer, problem: Problem) -> list[int]:
-        user = self.render(problem)
+    def ids(self, tokenizer: Tokenizer, problem: Problem, suffix: str = "") -> list[int]:
+        """The prompt's token ids; `suffix` is appended to the user's message (refinement rounds)."""
+        user = self.render(problem) + suffix
         if not self.chat:
             return tokenizer.encode(((self.system + "\n\n") if self.system else "") + user)
         messages = ([{"role": "system", "content": self.system}] if self.system else []) + [{"role": "user", "content": user}]

@@ -56,8 +56,8 @@ class Solver:
         if isinstance(problem, str):
             problem = Problem(id="q0", question=problem)
         ctx = Context(
-            problem, self.backend, self.prompt.ids(self.backend.tokenizer, problem), self.scorer,
-            self.budget, Ledger(parent=self.ledger), self.global_budget, self.seed, self.delimiter,
+            problem, self.backend, self.scorer, self.budget, Ledger(parent=self.ledger),
+            self.global_budget, self.seed, self.delimiter, self.prompt,
         )
         result = await self.strategy.run(ctx)
         return replace(result, correct=await self._grade(problem, result))
@@ -104,18 +104,21 @@ def solve(
     answer: str | None = None,
     **config: object,
 ) -> Result:
-    """Solve one question synchronously on a fresh in-process engine (closed afterwards)."""
-    from ..backends.vllm import VllmBackend, EngineConfig
+    """Solve one question synchronously on a fresh in-process engine (closed afterwards).
+    The strategy config is checked before the engine starts; search strategies default to
+    the arithmetic step scorer."""
+    from ..backends.vllm import EngineConfig, VllmBackend
     from ..verifiers import make_scorer
 
+    chosen = make_strategy(strategy, **config)
+    scorer = scorer or ("arithmetic" if chosen.needs_scorer else None)
     backend = VllmBackend(EngineConfig(model=model))
 
     async def run() -> Result:
         try:
-            solver = Solver(backend, make_strategy(strategy, **config), make_scorer(scorer, backend) if scorer else None)
+            solver = Solver(backend, chosen, make_scorer(scorer, backend) if scorer else None)
             return await solver.solve(Problem(id="q0", question=question, answer=answer))
         finally:
             await backend.close()
 
     return asyncio.run(run())
-

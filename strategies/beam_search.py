@@ -59,8 +59,7 @@ class BeamSearch:
             groups = await asyncio.gather(*(self._expand(ctx, p, k, last) for p, k in parents))
             children = [c for g in groups for c in g]
             if cfg.dedup:
-                seen: set[str] = set()
-                children = [c for c in children if not (c[0].text in seen or seen.add(c[0].text))]
+                children = _unique(children)
             completed += [c for c in children if ctx.done(c[0]) or last]
             active = [c for c in children if not (ctx.done(c[0]) or last)]
             beams = sorted(active, key=lambda c: c[1], reverse=True)[:keep]
@@ -90,3 +89,14 @@ class BeamSearch:
         value = await ctx.score(tip, self.config.aggregate)
         ctx.tree.set(node, score=value)
         return value
+
+
+def _unique(children: list[tuple[Node, float]]) -> list[tuple[Node, float]]:
+    """The first beam of each distinct text: duplicates would spend the width on one path."""
+    seen: set[str] = set()
+    out = []
+    for child in children:
+        if child[0].text not in seen:
+            seen.add(child[0].text)
+            out.append(child)
+    return out

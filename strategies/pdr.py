@@ -82,7 +82,7 @@ class PDR:
             # one shared workspace: one request with m samples; one workspace each: m requests
             counts = [m] if len(workspaces) == 1 else [1] * len(workspaces)
             groups = await asyncio.gather(*(
-                ctx.sample(ctx.tokenizer.chat(self._messages(ctx, w)), self._sampling(ctx, count), round=r,
+                ctx.sample(ctx.prompt_ids("\n\n" + REFINE_ASK.format(workspace=w)), self._sampling(ctx, count), round=r,
                            workspace_tokens=len(ctx.tokenizer.encode(w)))
                 for w, count in zip(workspaces, counts)
             ))
@@ -96,12 +96,6 @@ class PDR:
     def _sampling(self, ctx: Context, n: int):
         cfg = self.config
         return ctx.sampling(n=n, temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens)
-
-    def _messages(self, ctx: Context, workspace: str) -> list[dict[str, str]]:
-        from ..runtime.prompt import PromptConfig
-
-        question = PromptConfig().render(ctx.problem)
-        return [{"role": "user", "content": question + "\n\n" + REFINE_ASK.format(workspace=workspace)}]
 
     def _bound(self, ctx: Context, text: str) -> str:
         ids = ctx.tokenizer.encode(text)

@@ -18,7 +18,7 @@ class Verdict:
 @runtime_checkable
 class StepScorer(Protocol):
     """PRM-like: one score in [0, 1] per step; the last step may be unfinished (early
-    rejection scores partial steps). `calls`/`tokens` count what scoring cost."""
+    rejection scores partial steps). The caller's ledger counts each call."""
 
     async def score(self, problem: Problem, steps: Sequence[str]) -> list[float]: ...
 
