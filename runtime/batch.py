@@ -1,13 +1,12 @@
 """`ponder run`: a dataset through a strategy into a run directory, resumable.
 
-Everything that can be wrong with the inputs (config, dataset, model) is checked before the
-run directory is touched. Results are flushed per problem, so Ctrl-C or a dead engine loses
+Everything that can be wrong with the inputs (config, dataset, model, engine options) is
+checked before the run directory is created. Results are flushed per problem, so Ctrl-C or a dead engine loses
 no finished problem, and `resume` skips the ids already in results.jsonl.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,13 +62,9 @@ async def execute(
     store = RunStore(run_dir(config))
     if store.results.exists() and not resume:
         raise ValueError(f"{store.dir} already holds results: pass --resume to continue it, or choose another name")
-    store.create(config.model_dump(mode="json"))
-    done = store.done_ids()
-    todo = [p for p in problems if p.id not in done]
     owned = backend is None
     backend = backend or build_backend(config.backend, config.seed)
     scorer_backend = None
-    started = time.monotonic()
     try:
         scorer = None
         if config.scorer:
@@ -80,17 +75,23 @@ async def execute(
             backend, make_strategy(config.strategy.name, **config.strategy.config), scorer, config.prompt,
             config.budget, config.global_budget, config.seed, config.delimiter,
         )
-        with Progress(len(problems), len(done), enabled=progress) as bar:
-            async def flush(problem: Problem, result: Result) -> None:
-                bar.update(store.append(problem, result), solver.ledger)
+        # the run directory appears only once the engines are up: a failed start leaves nothing
+        store.create(config.model_dump(mode="json"))
+        done = store.done_ids()
+        started = time.monotonic()
+        try:
+            with Progress(len(problems), len(done), enabled=progress) as bar:
+                async def flush(problem: Problem, result: Result) -> None:
+                    bar.update(store.append(problem, result), solver.ledger)
 
-            await solver.solve_many(todo, config.concurrency, on_result=flush)
+                await solver.solve_many([p for p in problems if p.id not in done], config.concurrency, on_result=flush)
+        finally:
+            summary = store.write_summary(config.name, config.strategy.name, store.records(), time.monotonic() - started)
     finally:
         if owned:
             await backend.close()
         if scorer_backend is not None:
             await scorer_backend.close()
-        summary = store.write_summary(config.name, config.strategy.name, store.records(), time.monotonic() - started)
     return RunOutcome(store.dir, summary, len(done))
 
 

@@ -61,6 +61,7 @@ def test_cli_bad_inputs_exit_nonzero_and_leave_no_run_dir(tmp_path):
     cases = [
         (write_config(tmp_path, "m", model="no-such-model"), "model 'no-such-model' not found"),
         (write_config(tmp_path, "d", data=tmp_path / "missing.jsonl"), "not a built-in name"),
+        (write_config(tmp_path, "e", extra="backend: {kind: vllm, engine: {extra_args: {no_such_option: 1}}}\n"), "engine option not understood"),
     ]
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"problem": "1+1?", "answer": "2"}\n{"problem": \n')
