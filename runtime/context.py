@@ -6,6 +6,7 @@ verifier call goes through it, so the ledger is complete whatever the strategy d
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from dataclasses import replace
 from typing import AsyncIterator, Mapping, Sequence
@@ -67,6 +68,19 @@ class Context:
         return s
 
     # -- generation -------------------------------------------------------------------------
+    def step_sampling(self, n: int, temperature: float, top_p: float, step_tokens: int, final_tokens: int, last: bool) -> Sampling:
+        """One reasoning step (up to and including the delimiter), or on the last allowed step
+        the rest of the answer."""
+        return self.sampling(
+            n=n, temperature=temperature, top_p=top_p, max_tokens=final_tokens if last else step_tokens,
+            stop=() if last else (self.delimiter,),
+        )
+
+    async def expand(self, node: Node, sampling: Sampling, how: str = "last") -> list[tuple[Node, float]]:
+        """Children of `node`, each scored by the PRM as soon as their request returns."""
+        children = await self.extend(node, sampling)
+        return list(zip(children, await asyncio.gather(*(self.score(c, how) for c in children))))
+
     async def extend(self, node: Node, sampling: Sampling, **attrs: object) -> list[Node]:
         """n children of `node`, continuing its exact token ids."""
         return [n for n, _ in await self.extend_with(node, sampling, **attrs)]

@@ -11,7 +11,6 @@ trajectory found, else the best frontier node completed greedily.
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import itertools
 from typing import ClassVar, Literal
@@ -76,13 +75,9 @@ class AStar:
                 goal = node
                 break
             last = node.depth + 1 >= cfg.max_depth
-            children = await ctx.extend(node, ctx.sampling(
-                n=cfg.k, temperature=cfg.temperature, top_p=cfg.top_p,
-                max_tokens=cfg.final_tokens if last else cfg.step_tokens, stop=() if last else (ctx.delimiter,),
-            ))
-            scores = await asyncio.gather(*(ctx.score(c, cfg.aggregate) for c in children))
+            scored = await ctx.expand(node, ctx.step_sampling(cfg.k, cfg.temperature, cfg.top_p, cfg.step_tokens, cfg.final_tokens, last), cfg.aggregate)
             entries = []
-            for child, score in zip(children, scores):
+            for child, score in scored:
                 step_cost = cfg.lam * (1.0 - score) if cfg.g == "prm" else cfg.lam
                 child_g = g + step_cost
                 entry = (child_g + 1.0 - score, next(tie), child, child_g, score)

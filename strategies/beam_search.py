@@ -71,14 +71,15 @@ class BeamSearch:
 
     async def _expand(self, ctx: Context, parent: Node, n: int, last: bool) -> list[tuple[Node, float]]:
         cfg = self.config
-        stop = () if last else (ctx.delimiter,)
-        tokens = cfg.final_tokens if last else cfg.step_tokens
-        children = await ctx.extend(parent, ctx.sampling(n=n, temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=tokens, stop=stop))
-        scores = await asyncio.gather(*(self._score(ctx, c) for c in children))
-        return list(zip(children, scores))
+        sampling = ctx.step_sampling(n, cfg.temperature, cfg.top_p, cfg.step_tokens, cfg.final_tokens, last)
+        if not cfg.lookahead:
+            return await ctx.expand(parent, sampling, cfg.aggregate)
+        children = await ctx.extend(parent, sampling)
+        return list(zip(children, await asyncio.gather(*(self._score(ctx, c) for c in children))))
 
     async def _score(self, ctx: Context, node: Node) -> float:
-        if not self.config.lookahead or ctx.done(node):
+        """The score of `node` read after rolling `lookahead` greedy steps past it."""
+        if ctx.done(node):
             return await ctx.score(node, self.config.aggregate)
         tip = node
         for _ in range(self.config.lookahead):

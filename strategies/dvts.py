@@ -55,13 +55,8 @@ class DVTS:
         node, score = ctx.tree.root, 0.0
         for step in range(cfg.max_steps):
             last = step == cfg.max_steps - 1 or ctx.exhausted()
-            sampling = ctx.sampling(
-                n=cfg.width, temperature=cfg.temperature, top_p=cfg.top_p,
-                max_tokens=cfg.final_tokens if last else cfg.step_tokens, stop=() if last else (ctx.delimiter,),
-            )
-            children = await ctx.extend(node, sampling)
-            scores = await asyncio.gather(*(ctx.score(c, cfg.aggregate) for c in children))
-            node, score = max(zip(children, scores), key=lambda x: x[1])
+            sampling = ctx.step_sampling(cfg.width, cfg.temperature, cfg.top_p, cfg.step_tokens, cfg.final_tokens, last)
+            node, score = max(await ctx.expand(node, sampling, cfg.aggregate), key=lambda x: x[1])
             ctx.tree.set(node, subtree=index)
             if last or ctx.done(node) or "\\boxed" in node.step:
                 break

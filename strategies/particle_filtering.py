@@ -60,7 +60,10 @@ class ParticleFiltering:
             last = step == cfg.max_steps - 1 or ctx.exhausted()
             # identical particles (after resampling) share one request: one prefill, n samples
             groups = Counter(p.id for p in particles)
-            batches = await asyncio.gather(*(self._advance(ctx, ctx.tree.node(pid), k, last) for pid, k in groups.items()))
+            batches = await asyncio.gather(*(
+                ctx.expand(ctx.tree.node(pid), ctx.step_sampling(k, cfg.temperature, cfg.top_p, cfg.step_tokens, cfg.final_tokens, last), cfg.aggregate)
+                for pid, k in groups.items()
+            ))
             children = [c for b in batches for c in b]
             finished += [c for c in children if ctx.done(c[0]) or last]
             active = [c for c in children if not (ctx.done(c[0]) or last)]
@@ -73,13 +76,3 @@ class ParticleFiltering:
             resamples += 1
         candidates = [ctx.candidate(node, score) for node, score in finished]
         return ctx.result(self.name, select(candidates, cfg.selection), candidates, {"resamples": resamples})
-
-    async def _advance(self, ctx: Context, node: Node, n: int, last: bool) -> list[tuple[Node, float]]:
-        cfg = self.config
-        sampling = ctx.sampling(
-            n=n, temperature=cfg.temperature, top_p=cfg.top_p,
-            max_tokens=cfg.final_tokens if last else cfg.step_tokens, stop=() if last else (ctx.delimiter,),
-        )
-        children = await ctx.extend(node, sampling)
-        scores = await asyncio.gather(*(ctx.score(c, cfg.aggregate) for c in children))
-        return list(zip(children, scores))
