@@ -25,17 +25,22 @@ GOOD = ["Tom starts with 3 apples.", "He buys 4 more: 3 + 4 = 7."]
 BAD = ["Tom starts with 3 apples.", "He sells the farm and moves to Mars."]
 
 
-def check(good, bad):
+async def check(prm):
+    good, bad = await prm.score(P, GOOD), await prm.score(P, BAD)
     assert len(good) == 2 and len(bad) == 2
     assert all(0.0 <= x <= 1.0 for x in good + bad)
-    assert good[0] == pytest.approx(bad[0], abs=1e-4)  # same prefix, same score
-    assert good[1] != pytest.approx(bad[1], abs=1e-6)  # the score changes with the text
+    vectors_good, vectors_bad = await prm.probabilities(P, GOOD), await prm.probabilities(P, BAD)
+    assert all(sum(v) == pytest.approx(1.0, abs=1e-4) for v in vectors_good + vectors_bad)
+    # the untrained head can put a class anywhere (1e-20, or 1.0 in float32): compare relatively,
+    # and read "changes with the text" from all classes' probabilities
+    assert vectors_good[0] == pytest.approx(vectors_bad[0], rel=1e-3, abs=1e-30)  # same prefix, same scores
+    assert vectors_good[1] != vectors_bad[1]  # the scores change with the text
 
 
 async def test_pooling_prm_in_process():
     prm = make_scorer("pooling", model="smollm2-135m-instruct", max_model_len=512)
     try:
-        check(await prm.score(P, GOOD), await prm.score(P, BAD))
+        await check(prm)
         assert await prm.score(P, []) == []
     finally:
         prm.close()
@@ -52,14 +57,14 @@ async def test_pooling_prm_over_http(tmp_path):
     cmd = [
         sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(pull("smollm2-135m-instruct")),
         "--runner", "pooling", "--convert", "classify", "--host", "127.0.0.1", "--port", str(port),
-        "--dtype", "float32", "--max-model-len", "512", "--enforce-eager",
+        "--dtype", "float32", "--max-model-len", "512", "--enforce-eager", "--seed", "0",
     ]
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "VLLM_LOGGING_LEVEL": "WARNING"}
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
         wait_ready(f"http://127.0.0.1:{port}/health", proc, 300, log)
         prm = make_scorer("pooling", endpoint=f"http://127.0.0.1:{port}/v1")
-        check(await prm.score(P, GOOD), await prm.score(P, BAD))
+        await check(prm)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(60)

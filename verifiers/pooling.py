@@ -29,6 +29,7 @@ class PoolingPRMConfig(BaseModel):
     max_model_len: int = Field(2048, ge=64)
     kv_cache_gib: int = Field(1, ge=1)
     timeout_s: float = Field(120, gt=0)
+    seed: int = 0  # an untrained classifier head is drawn from this seed
 
     @model_validator(mode="after")
     def _one_source(self) -> "PoolingPRMConfig":
@@ -56,17 +57,22 @@ class PoolingPRM:
         return LLM(
             model=str(resolve(self.config.model)), runner="pooling", convert="classify", enforce_eager=True,
             dtype="float32" if current_platform.is_cpu() else "auto", max_model_len=self.config.max_model_len,
+            seed=self.config.seed,
         )
 
     def texts(self, problem: Problem, steps: Sequence[str]) -> list[str]:
         sep = self.config.separator
         return [problem.question + sep + sep.join(s.strip() for s in steps[: k + 1]) for k in range(len(steps))]
 
-    async def score(self, problem: Problem, steps: Sequence[str]) -> list[float]:
+    async def probabilities(self, problem: Problem, steps: Sequence[str]) -> list[list[float]]:
+        """Every class's probability for each step prefix, in one batch."""
         if not steps:
             return []
         texts = self.texts(problem, steps)
-        probs = await (self._local(texts) if self._llm is not None else self._remote(texts))
+        return await (self._local(texts) if self._llm is not None else self._remote(texts))
+
+    async def score(self, problem: Problem, steps: Sequence[str]) -> list[float]:
+        probs = await self.probabilities(problem, steps)
         label = self.config.label
         for p in probs:
             if label >= len(p):
