@@ -7,7 +7,7 @@ __version__ = "0.1.0"
 
 def solve(question: str, strategy: str = "best_of_n", **kwargs: object):
     """Solve one question synchronously on a fresh in-process engine; see runtime.solver.solve."""
-    from .runtime.solver import solve as _solve
+    from .app.solve import solve as _solve
 
     return _solve(question, strategy, **kwargs)  # type: ignore[arg-type]
 

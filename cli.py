@@ -47,8 +47,8 @@ def solve(
 ) -> None:
     """Answer one question and print the answer and the tokens spent."""
     from .backends.models import ModelError
-    from .runtime.run_config import apply_override
-    from .runtime.solver import solve as solve_one
+    from .app.run_config import apply_override
+    from .app.solve import solve as solve_one
     from .strategies.base import strategy_class
 
     try:
@@ -85,7 +85,7 @@ def grade(
     """Grade responses against references; writes each line back with `extracted` and `is_correct`."""
     from pathlib import Path
 
-    from .verifiers.grading import grade_file
+    from .app.grading import grade_file
 
     try:
         s = grade_file(Path(file), Path(output) if output else None, response_field, reference_field)
@@ -107,8 +107,8 @@ def run(
     import asyncio
 
     from .backends.models import ModelError
-    from .runtime.batch import execute, prepare
-    from .runtime.run_config import load_run_config
+    from .app.batch import execute, prepare
+    from .app.run_config import load_run_config
 
     try:
         cfg = load_run_config(config, set_)
@@ -140,7 +140,7 @@ def report(
     """Compare runs: accuracy, tokens, verifier calls, time, cache hit rate; and a PNG plot."""
     from pathlib import Path
 
-    from .runtime.report import plot as draw, read_summaries, table
+    from .app.report import plot as draw, read_summaries, table
 
     try:
         summaries = read_summaries([Path(r) for r in runs])
@@ -166,7 +166,7 @@ def serve(
     from aiohttp import web
 
     from .backends.models import ModelError
-    from .runtime.server import make_app
+    from .app.server import make_app
     from .strategies.base import strategy_class
 
     try:

@@ -38,7 +38,7 @@ ROWS = {
 def problems(count: int, seed: int):
     import reasoning_gym
 
-    from ponder.runtime.problem import Problem
+    from ponder.records.problem import Problem
 
     data = reasoning_gym.create_dataset("chain_sum", size=count, seed=seed, min_terms=2, max_terms=2, min_digits=1, max_digits=2)
     return [Problem(id=f"chain_sum-{i}", question=x["question"], answer=str(x["answer"])) for i, x in enumerate(data)]

@@ -17,10 +17,10 @@ from ..verifiers.base import StepScorer
 from ..verifiers.voting import aggregate
 from .budget import Budget
 from .ledger import Ledger
-from .problem import Problem
+from ..records.problem import Problem
 from .prompt import PromptConfig
-from .result import Candidate, Result
-from .trace import Node, Trace
+from ..records.result import Candidate, Result
+from ..records.trace import Node, Trace
 
 
 class Context:

@@ -6,37 +6,7 @@ import time
 from dataclasses import dataclass, field, fields
 
 from ..backends.base import Usage
-
-
-@dataclass(frozen=True)
-class LedgerSummary:
-    """What one problem (or a whole run) spent. Aborted tokens are included in generated."""
-
-    requests: int = 0
-    prompt_tokens: int = 0
-    cached_tokens: int = 0
-    generated_tokens: int = 0
-    aborted_requests: int = 0
-    aborted_tokens: int = 0
-    verifier_calls: int = 0
-    verifier_tokens: int = 0
-    wall_s: float = 0.0
-
-    @property
-    def computed_prompt_tokens(self) -> int:
-        return self.prompt_tokens - self.cached_tokens
-
-    @property
-    def cache_hit_rate(self) -> float:
-        return self.cached_tokens / self.prompt_tokens if self.prompt_tokens else 0.0
-
-    def __add__(self, other: LedgerSummary) -> LedgerSummary:
-        return LedgerSummary(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
-
-    def as_dict(self) -> dict[str, float]:
-        d = {f.name: getattr(self, f.name) for f in fields(self)}
-        d["cache_hit_rate"] = round(self.cache_hit_rate, 4)
-        return d
+from ..records.ledger_summary import LedgerSummary
 
 
 @dataclass

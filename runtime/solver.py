@@ -13,15 +13,15 @@ from dataclasses import replace
 from typing import Awaitable, Callable, Iterable
 
 from ..backends.base import Backend
-from ..strategies.base import Strategy, make_strategy
 from ..verifiers.answer import equivalent
 from ..verifiers.base import StepScorer
 from .budget import Budget
 from .context import Context
 from .ledger import Ledger
-from .problem import Problem
+from ..records.problem import Problem
 from .prompt import PromptConfig
-from .result import Result
+from .strategy import Strategy
+from ..records.result import Result
 
 OnResult = Callable[[Problem, Result], Awaitable[None] | None]
 
@@ -30,7 +30,7 @@ class Solver:
     def __init__(
         self,
         backend: Backend,
-        strategy: Strategy | str = "best_of_n",
+        strategy: Strategy,
         scorer: StepScorer | None = None,
         prompt: PromptConfig | None = None,
         budget: Budget | None = None,
@@ -40,7 +40,7 @@ class Solver:
         grader: Callable[[Problem, Result], Awaitable[bool | None]] | None = None,
     ) -> None:
         self.backend = backend
-        self.strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
+        self.strategy = strategy
         if getattr(self.strategy, "needs_scorer", False) and scorer is None:
             raise ValueError(f"strategy {self.strategy.name} needs a step scorer (scorer: arithmetic | logprob | ...)")
         self.scorer = scorer
@@ -95,30 +95,3 @@ class Solver:
         await asyncio.gather(*(one(i, p) for i, p in enumerate(items)))
         return [r for r in results if r is not None]
 
-
-def solve(
-    question: str,
-    strategy: str = "best_of_n",
-    model: str = "smollm2-135m-instruct",
-    scorer: str | None = None,
-    answer: str | None = None,
-    **config: object,
-) -> Result:
-    """Solve one question synchronously on a fresh in-process engine (closed afterwards).
-    The strategy config is checked before the engine starts; search strategies default to
-    the arithmetic step scorer."""
-    from ..backends.vllm import EngineConfig, VllmBackend
-    from ..verifiers import make_scorer
-
-    chosen = make_strategy(strategy, **config)
-    scorer = scorer or ("arithmetic" if chosen.needs_scorer else None)
-    backend = VllmBackend(EngineConfig(model=model))
-
-    async def run() -> Result:
-        try:
-            solver = Solver(backend, chosen, make_scorer(scorer, backend) if scorer else None)
-            return await solver.solve(Problem(id="q0", question=question, answer=answer))
-        finally:
-            await backend.close()
-
-    return asyncio.run(run())

@@ -18,8 +18,8 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from ..runtime.context import Context
-from ..runtime.result import Result
-from ..runtime.trace import Node
+from ..records.result import Result
+from ..records.trace import Node
 from .base import StrategyConfig
 
 

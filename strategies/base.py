@@ -8,12 +8,10 @@ first use, so listing strategies or `ponder --help` never imports torch or vLLM.
 from __future__ import annotations
 
 import importlib
-from typing import ClassVar, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
-from ..runtime.context import Context
-from ..runtime.result import Result
+from ..runtime.strategy import Strategy, StrategyConfig
 
 REGISTRY: dict[str, str] = {
     "best_of_n": "best_of_n:BestOfN",
@@ -29,21 +27,7 @@ REGISTRY: dict[str, str] = {
     "deepconf": "deepconf:DeepConf",
 }
 
-
-class StrategyConfig(BaseModel):
-    """Base of every strategy's config: frozen, unknown keys rejected."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-@runtime_checkable
-class Strategy(Protocol):
-    name: ClassVar[str]
-    Config: ClassVar[type[StrategyConfig]]
-    config: StrategyConfig
-    needs_scorer: ClassVar[bool]
-
-    async def run(self, ctx: Context) -> Result: ...
+__all__ = ["REGISTRY", "Strategy", "StrategyConfig", "make_strategy", "strategy_class"]
 
 
 def strategy_class(name: str) -> type[Strategy]:

@@ -13,7 +13,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from ..runtime.context import Context
-from ..runtime.result import Result
+from ..records.result import Result
 from ..verifiers.answer import equivalent
 from ..verifiers.voting import Selection, select
 from .base import StrategyConfig

@@ -20,8 +20,8 @@ from typing import ClassVar, Literal, Sequence
 from pydantic import Field
 
 from ..runtime.context import Context
-from ..runtime.result import Candidate, Result
-from ..runtime.trace import Node
+from ..records.result import Candidate, Result
+from ..records.trace import Node
 from ..verifiers.voting import select
 from .base import StrategyConfig
 

@@ -16,8 +16,8 @@ from typing import ClassVar
 from pydantic import Field
 
 from ..runtime.context import Context
-from ..runtime.result import Result
-from ..runtime.trace import Node
+from ..records.result import Result
+from ..records.trace import Node
 from ..verifiers.voting import select
 from .base import StrategyConfig
 

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from ..runtime.context import Context
-from ..runtime.result import Result
+from ..records.result import Result
 from ..verifiers.answer import extract
 from .base import StrategyConfig
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from ponder.backends.scripted import ScriptCall, ScriptedBackend
-from ponder.runtime.problem import Problem
+from ponder.records.problem import Problem
 
 
 def stepwise(call: ScriptCall) -> str:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from ponder.runtime.problem import Problem
+from ponder.records.problem import Problem
 from ponder.verifiers.code import CodeVerifier, SandboxConfig, extract_code, run_program
 
 

@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from ponder.backends.models import pull
-from ponder.runtime.problem import Problem
+from ponder.records.problem import Problem
 from ponder.verifiers import make_scorer
 from ponder.verifiers.pooling import PoolingPRM
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from ponder.runtime.batch import execute
-from ponder.runtime.datasets import DatasetConfig, load
-from ponder.runtime.run_config import load_run_config
+from ponder.app.batch import execute
+from ponder.app.datasets import DatasetConfig, load
+from ponder.app.run_config import load_run_config
 
 from .test_cli import PONDER, ponder
 

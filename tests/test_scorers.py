@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ponder.runtime.problem import Problem
-from ponder.runtime.result import Candidate
+from ponder.records.problem import Problem
+from ponder.records.result import Candidate
 from ponder.verifiers import make_scorer
 from ponder.verifiers.arithmetic import ArithmeticScorer, claims, evaluate
 from ponder.verifiers.judge import Judge

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ponder.runtime.problem import Problem
+from ponder.records.problem import Problem
 from ponder.runtime.solver import Solver
 from ponder.strategies.base import make_strategy
 from ponder.verifiers.arithmetic import ArithmeticScorer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ponder.runtime.problem import Problem
+from ponder.records.problem import Problem
 from ponder.runtime.solver import Solver
 from ponder.strategies.base import make_strategy
 from ponder.verifiers.arithmetic import ArithmeticScorer

@@ -8,7 +8,7 @@ import pytest
 
 from ponder.backends.scripted import ScriptedBackend
 from ponder.runtime.budget import Budget
-from ponder.runtime.problem import Problem
+from ponder.records.problem import Problem
 from ponder.runtime.solver import Solver
 from ponder.strategies.base import REGISTRY, make_strategy
 
@@ -129,7 +129,7 @@ def test_registry_and_config_errors():
     with pytest.raises(ValueError, match="multiple of width"):
         make_strategy("beam_search", n=6, width=4)
     with pytest.raises(ValueError, match="needs a step scorer"):
-        Solver(backend(), "beam_search")
+        Solver(backend(), make_strategy("beam_search"))
 
 
 async def test_global_budget_stops_new_problems_and_trace_exports(tmp_path):

@@ -6,7 +6,7 @@ import asyncio
 
 from ponder.backends.base import Sampling
 from ponder.backends.vllm import EngineConfig, VllmBackend
-from ponder.runtime.problem import Problem
+from ponder.records.problem import Problem
 from ponder.verifiers.judge import Judge
 
 

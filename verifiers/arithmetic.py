@@ -12,7 +12,7 @@ import operator
 import re
 from typing import Sequence
 
-from ..runtime.problem import Problem
+from ..records.problem import Problem
 
 _NUM = r"-?\d+(?:,\d{3})*(?:\.\d+)?"
 _OP = r"[-+*/x×÷]"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, Sequence, runtime_checkable
 
-from ..runtime.problem import Problem
+from ..records.problem import Problem
 
 
 @dataclass(frozen=True)

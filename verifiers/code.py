@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..runtime.problem import Problem
+from ..records.problem import Problem
 from .answer import Extracted
 from .base import Verdict
 

@@ -11,7 +11,7 @@ from typing import Sequence
 from pydantic import BaseModel, ConfigDict
 
 from ..backends.base import Backend
-from ..runtime.problem import Problem
+from ..records.problem import Problem
 from .answer import extract
 from .base import Verdict
 from .logprob import two_way

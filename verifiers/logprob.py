@@ -18,7 +18,7 @@ from typing import Literal, Sequence
 from pydantic import BaseModel, ConfigDict
 
 from ..backends.base import Backend
-from ..runtime.problem import Problem
+from ..records.problem import Problem
 
 
 class LogprobPRMConfig(BaseModel):

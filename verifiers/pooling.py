@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..runtime.problem import Problem
+from ..records.problem import Problem
 
 
 class PoolingPRMConfig(BaseModel):

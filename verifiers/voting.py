@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal, Sequence
 
-from ..runtime.result import Candidate
+from ..records.result import Candidate
 from .answer import equivalent
 
 Selection = Literal["first", "majority", "weighted", "best"]

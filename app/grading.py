@@ -12,8 +12,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..runtime.datasets import rows_of
-from .answer import equivalent, extract
+from .datasets import rows_of
+from ..verifiers.answer import equivalent, extract
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .budget import Budget
+from ..runtime.budget import Budget
 from .datasets import DatasetConfig
-from .prompt import PromptConfig
+from ..runtime.prompt import PromptConfig
 
 
 class _Section(BaseModel):

@@ -16,9 +16,9 @@ from typing import Any
 from ..backends.base import Backend
 from ..strategies.base import REGISTRY, make_strategy
 from ..verifiers import make_scorer
-from .problem import Problem
-from .prompt import PromptConfig
-from .solver import Solver
+from ..records.problem import Problem
+from ..runtime.prompt import PromptConfig
+from ..runtime.solver import Solver
 
 
 def make_app(backend: Backend, default_strategy: str = "best_of_n", scorer: str | None = None) -> Any:

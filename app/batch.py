@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from .datasets import load
-from .problem import Problem
-from .result import Result
+from ..records.problem import Problem
+from ..records.result import Result
 from .run_config import BackendSection, RunConfig
 from .store import RunStore
 
@@ -57,7 +57,7 @@ async def execute(
 ) -> RunOutcome:
     from ..strategies.base import make_strategy
     from ..verifiers import make_scorer
-    from .solver import Solver
+    from ..runtime.solver import Solver
 
     store = RunStore(run_dir(config))
     if store.results.exists() and not resume:

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .problem import Problem
+from ..records.problem import Problem
 
 BUILTIN = ("gsm8k", "math500", "aime24", "aime25", "amc23", "humaneval", "mbpp", "gpqa_diamond")
 CODE_PROMPT = "Complete the following Python code. Answer with the whole function in a ```python block.\n\n{code}"

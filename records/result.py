@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from .ledger import LedgerSummary
+from .ledger_summary import LedgerSummary
 from .trace import Trace
 
 

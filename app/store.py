@@ -12,8 +12,8 @@ import re
 from pathlib import Path
 from typing import Any, Iterable
 
-from .problem import Problem
-from .result import Result
+from ..records.problem import Problem
+from ..records.result import Result
 
 
 class RunStore:
