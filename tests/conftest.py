@@ -1,18 +1,40 @@
-"""Shared fixtures. The real engine starts once per test session (~30-70 s, ~5 GiB)."""
+"""Shared fixtures. The real engine and the real vLLM server each start once per test session
+(~30-70 s and ~5 GiB each), and only when a selected test asks for them.
+
+Tests that use them are marked `engine` / `server` here, so `make test-fast`
+(`-m "not engine and not server"`) runs the scripted and pure-Python tests alone.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from .servers import free_port, stop, wait_ready
+
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("PONDER_DATA") or REPO.parent / "shared" / "benchmarks")
-os.environ.setdefault("PONDER_DATA", str(DATA))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+# modules that start engines or servers of their own (constructing them is what they test)
+ENGINE_MODULES = {"test_cli", "test_run", "test_models", "test_pooling", "test_two_engines", "test_serve"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        param = getattr(getattr(item, "callspec", None), "id", "")
+        # a backend-parametrised test asks for the engine through request.getfixturevalue
+        if "engine" in fixtures or module in ENGINE_MODULES or "vllm" in param.split("-"):
+            item.add_marker(pytest.mark.engine)
+        if "vllm_server" in fixtures:
+            item.add_marker(pytest.mark.server)
 
 
 @pytest.fixture(scope="session")
@@ -25,8 +47,34 @@ def engine():
     asyncio.run(backend.close())
 
 
+@pytest.fixture(scope="session")
+def vllm_server(tmp_path_factory):
+    """A real vLLM OpenAI-compatible server with the embedded model on 127.0.0.1, shared by the
+    session: yields (base url ending in /v1, the server process)."""
+    from ponder.backends.models import pull
+
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("server") / "vllm.log", "w")
+    cmd = [
+        sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(pull("smollm2-135m-instruct")),
+        "--served-model-name", "smollm2", "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
+        "--max-model-len", "1024", "--enforce-eager", "--block-size", "32", "--enable-prefix-caching",
+        "--enable-prompt-tokens-details", "--disable-log-stats",
+    ]
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "VLLM_LOGGING_LEVEL": "WARNING"}
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/health", proc, 300, log)
+        yield f"http://127.0.0.1:{port}/v1", proc
+    finally:
+        stop(proc)
+        log.close()
+
+
 @pytest.fixture
 def data_dir() -> Path:
-    if not DATA.is_dir():
-        pytest.fail(f"benchmark data not found at {DATA} (set PONDER_DATA)")
-    return DATA
+    """Where the built-in benchmarks are read from."""
+    path = Path(os.environ.get("PONDER_DATA") or REPO.parent / "shared" / "benchmarks")
+    if not path.is_dir():
+        pytest.fail(f"benchmark data not found at {path} (set PONDER_DATA)")
+    return path
