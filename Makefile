@@ -7,7 +7,6 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.ponder-installed-$(subst $(comma),-,$(EXTRAS))
 comma := ,
 export PONDER_HOME ?= $(HOME)/.cache/ponder
-export PONDER_DATA ?= $(abspath ../shared/benchmarks)
 MODEL := $(PONDER_HOME)/models/smollm2-135m-instruct/config.json
 
 .PHONY: test demo install model bench clean

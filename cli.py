@@ -9,9 +9,10 @@ models_app = typer.Typer(no_args_is_help=True, help="Provision and list models."
 app.add_typer(models_app, name="models")
 
 
-def fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
+def fail(message: str, terminal: object = None, code: int = 2) -> None:
+    """One line on the user's stderr (the terminal's, when engine output is sent to a log)."""
+    typer.echo(f"error: {message}", err=True, file=getattr(terminal, "err", None))
+    raise typer.Exit(code)
 
 
 @models_app.command("pull")
@@ -44,13 +45,17 @@ def solve(
     max_tokens: int = typer.Option(512, "--max-tokens"),
     answer: str = typer.Option(None, "--answer", help="reference answer, to grade the result"),
     set_: list[str] = typer.Option([], "--set", help="strategy field=value (repeatable)"),
+    endpoint: list[str] = typer.Option([], "--endpoint", help="OpenAI-compatible server(s) serving --model, instead of an in-process engine"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="show engine logs live (default: $PONDER_HOME/logs/solve.log)"),
 ) -> None:
     """Answer one question and print the answer and the tokens spent."""
     from .backends.models import ModelError
     from .app.run_config import apply_override
     from .app.solve import solve as solve_one
+    from .app.terminal import Terminal, log_file
     from .strategies.base import strategy_class
 
+    term = Terminal(None if verbose else log_file("solve"))
     try:
         fields = strategy_class(strategy).Config.model_fields
         config: dict[str, object] = {}
@@ -62,17 +67,19 @@ def solve(
             config.update(temperature=0.0, selection="first")
         for item in set_:
             apply_override(config, item)
-        result = solve_one(question, strategy, model, scorer, answer, **config)
+        result = solve_one(question, strategy, model, scorer, answer, endpoint or None, **config)
     except (ModelError, ValueError) as e:
-        fail(str(e))
+        fail(str(e), term)
     led = result.ledger
-    typer.echo(f"answer: {result.answer or '(none)'}" + ("" if result.correct is None else f"  correct: {result.correct}"))
-    typer.echo(
+    if getattr(result, "error", None):
+        fail(f"{result.error} (engine log: {term.log})" if term.log else str(result.error), term, 1)
+    term.show(f"answer: {result.answer or '(none)'}" + ("" if result.correct is None else f"  correct: {result.correct}"))
+    term.show(
         f"tokens: generated {led.generated_tokens}, prompt {led.prompt_tokens} (cached {led.cached_tokens}), "
         f"aborted {led.aborted_tokens}; requests {led.requests}; verifier calls {led.verifier_calls}; {led.wall_s:.1f} s"
     )
     if len(result.candidates) > 1:
-        typer.echo("candidates: " + ", ".join(c.answer or "-" for c in result.candidates))
+        term.show("candidates: " + ", ".join(c.answer or "-" for c in result.candidates))
 
 
 @app.command()
@@ -98,38 +105,59 @@ def grade(
 def run(
     config: str = typer.Argument(..., help="YAML run config"),
     limit: int = typer.Option(None, "--limit", help="only the first N problems"),
-    resume: bool = typer.Option(False, "--resume", help="continue a run directory, skipping finished ids"),
+    resume: bool = typer.Option(False, "--resume", help="continue a run directory: skip answered ids, retry errored ones"),
     set_: list[str] = typer.Option([], "--set", help="override a key: section.key=value (repeatable)"),
-    data_dir: str = typer.Option(None, "--data-dir", help="where built-in datasets live (default $PONDER_DATA)"),
+    data_dir: str = typer.Option(None, "--data-dir", help="a folder of <name>/test.jsonl overriding the shipped sets (default $PONDER_DATA)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="show engine logs live (default: the run directory's engine.log)"),
 ) -> None:
-    """Run a dataset through a strategy into runs/NAME (results.jsonl, traces, summary.json)."""
+    """Run a dataset through a strategy into runs/NAME (results.jsonl, traces, summary.json, engine.log).
+    Exits 1 when some problems ended in an error (each is a record with an `error`)."""
     import asyncio
 
     from .backends.models import ModelError
-    from .app.batch import execute, prepare
+    from .app.batch import execute, prepare, run_dir
     from .app.run_config import load_run_config
+    from .app.terminal import Terminal, log_file
 
+    term = Terminal(None if verbose else log_file("run"))
     try:
         cfg = load_run_config(config, set_)
         problems = prepare(cfg, limit, data_dir)
     except (ModelError, ValueError) as e:
-        fail(str(e))
+        _drop_log(term)
+        fail(str(e), term)
+    where = run_dir(cfg)
+    term.say(f"run {cfg.name}: model {cfg.backend.model}, strategy {cfg.strategy.name}, dataset {cfg.dataset.name} ({len(problems)} problems)")
+    term.say(f"results: {where}/results.jsonl" + ("" if verbose else f", engine log: {where}/engine.log"))
     try:
-        outcome = asyncio.run(execute(cfg, problems, resume=resume, progress=not quiet))
-    except (ModelError, ValueError) as e:
-        fail(str(e))
+        outcome = asyncio.run(execute(cfg, problems, resume=resume, progress=not quiet, terminal=term))
+    except ValueError as e:
+        _drop_log(term)
+        fail(str(e), term)
+    except ModelError as e:
+        fail(f"{e}" + (f" (engine log: {term.log})" if term.log else ""), term)
     except KeyboardInterrupt:
-        fail("interrupted; finished problems are saved: run again with --resume")
+        fail("interrupted; finished problems are saved: run again with --resume", term)
     except Exception as e:  # the engine died or a server went away mid-run
         first = str(e).splitlines()[0] if str(e) else ""
-        fail(f"run stopped: {type(e).__name__}: {first}; finished problems are saved: run again with --resume")
+        log = f" (engine log: {term.log})" if term.log else ""
+        fail(f"run stopped: {type(e).__name__}: {first}; finished problems are saved: run again with --resume{log}", term)
     s = outcome.summary
     acc = "-" if s["accuracy"] is None else f"{s['accuracy']:.3f}"
-    typer.echo(
+    term.show(
         f"{outcome.directory}: {s['problems']} problems ({outcome.skipped} from before), accuracy {acc}, "
         f"{s['generated_per_problem']} generated tokens/problem, cache hit {s['cache_hit_rate']:.0%}, {s['wall_s']} s"
     )
+    if outcome.errors:
+        fail(f"{outcome.errors} of {s['problems']} problems failed (the `error` field in results.jsonl); run again with --resume to retry them", term, 1)
+
+
+def _drop_log(term: object) -> None:
+    """Bad input never reached an engine: its log holds nothing worth keeping."""
+    log = getattr(term, "log", None)
+    if log is not None and log.name.startswith("run-"):
+        log.unlink(missing_ok=True)
 
 
 @app.command()
@@ -159,31 +187,35 @@ def serve(
     strategy: str = typer.Option("best_of_n", "--strategy", "-s", help="strategy for requests naming model 'ponder'"),
     scorer: str = typer.Option(None, "--scorer", help="step scorer for search strategies (default arithmetic)"),
     endpoint: list[str] = typer.Option([], "--endpoint", help="OpenAI-compatible server(s) to use instead of an in-process engine"),
+    api_key: str = typer.Option(None, "--api-key", envvar="PONDER_API_KEY", help="require `Authorization: Bearer KEY`"),
+    max_tokens_per_request: int = typer.Option(16384, "--max-tokens-per-request", help="generated tokens one request may spend, all samples and steps"),
+    max_concurrent: int = typer.Option(8, "--max-concurrent", help="requests solving at once; more get HTTP 429"),
+    max_model_len: int = typer.Option(None, "--max-model-len", help="in-process engine context length"),
 ) -> None:
-    """An OpenAI-compatible /v1/chat/completions endpoint in front of any strategy."""
+    """OpenAI-compatible /v1/chat/completions and /v1/completions in front of any strategy."""
     import asyncio
 
     from aiohttp import web
 
+    from .app.server import ServeConfig, make_app
+    from .backends import make_backend
     from .backends.models import ModelError
-    from .app.server import make_app
     from .strategies.base import strategy_class
 
     try:
         strategy_class(strategy)
+        config = ServeConfig(strategy=strategy, scorer=scorer, api_key=api_key or None,
+                             max_tokens_per_request=max_tokens_per_request, max_concurrent=max_concurrent)
         if endpoint:
-            from .backends.openai import OpenAIBackend, OpenAIConfig
-
-            backend = OpenAIBackend(OpenAIConfig(endpoints=endpoint, model=model))
+            backend = make_backend("openai", endpoints=endpoint, model=model)
         else:
-            from .backends.vllm import EngineConfig, VllmBackend
-
-            backend = VllmBackend(EngineConfig(model=model))
+            backend = make_backend("vllm", model=model, **({"max_model_len": max_model_len} if max_model_len else {}))
     except (ModelError, ValueError) as e:
-        fail(str(e))
+        fail(str(e).splitlines()[0])
     typer.echo(f"serving on http://{host}:{port}/v1 (strategies as models; default {strategy})", err=True)
     try:
-        web.run_app(make_app(backend, strategy, scorer), host=host, port=port, print=None)
+        # handler_cancellation: a client that disconnects cancels its solve, which aborts its engine requests
+        web.run_app(make_app(backend, config), host=host, port=port, print=None, handler_cancellation=True)
     finally:
         asyncio.run(backend.close())
 

@@ -1,8 +1,9 @@
 """`ponder run`: a dataset through a strategy into a run directory, resumable.
 
-Everything that can be wrong with the inputs (config, dataset, model, engine options) is
-checked before the run directory is created. Results are flushed per problem, so Ctrl-C or a dead engine loses
-no finished problem, and `resume` skips the ids already in results.jsonl.
+Everything that can be wrong with the inputs (config, dataset, model, engine options, a resume
+under a different config) is checked before the run directory is created. Results are flushed
+per problem, so Ctrl-C or a dead engine loses no finished problem. A problem that fails becomes
+a record with an `error` and the run goes on; `resume` skips answered ids and retries errored ones.
 """
 
 from __future__ import annotations
@@ -12,18 +13,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .datasets import load
 from ..records.problem import Problem
 from ..records.result import Result
-from .run_config import BackendSection, RunConfig
+from .datasets import load
+from .progress import Progress
+from .run_config import RunConfig
 from .store import RunStore
+from .terminal import Terminal
 
 
 @dataclass(frozen=True)
-class RunOutcome:
+class CompletedRun:
+    """What `execute` hands back once every problem has a record (or the run stopped)."""
+
     directory: Path
     summary: dict[str, Any]
-    skipped: int  # finished in an earlier attempt
+    skipped: int  # answered in an earlier attempt
+    errors: int  # problems whose latest record is an error
 
 
 def run_dir(config: RunConfig) -> Path:
@@ -42,87 +48,53 @@ def prepare(config: RunConfig, limit: int | None, data_dir: str | None) -> list[
     return problems[:limit] if limit else problems
 
 
-def build_backend(b: BackendSection, seed: int = 0):
-    if b.kind == "vllm":
-        from ..backends.vllm import EngineConfig, VllmBackend
-
-        return VllmBackend(EngineConfig(model=b.model, **{"seed": seed, **b.engine}))
-    from ..backends.openai import OpenAIBackend, OpenAIConfig
-
-    return OpenAIBackend(OpenAIConfig(endpoints=b.endpoints, model=b.model, **b.options))
-
-
 async def execute(
-    config: RunConfig, problems: list[Problem], resume: bool = False, progress: bool = True, backend: Any = None,
-) -> RunOutcome:
+    config: RunConfig, problems: list[Problem], resume: bool = False, progress: bool = True,
+    backend: Any = None, terminal: Terminal | None = None,
+) -> CompletedRun:
+    from ..runtime.solver import Solver
     from ..strategies.base import make_strategy
     from ..verifiers import make_scorer
-    from ..runtime.solver import Solver
 
     store = RunStore(run_dir(config))
-    if store.results.exists() and not resume:
-        raise ValueError(f"{store.dir} already holds results: pass --resume to continue it, or choose another name")
+    resolved = config.model_dump(mode="json")
+    store.check_resume(resolved, resume)
     owned = backend is None
-    backend = backend or build_backend(config.backend, config.seed)
     scorer_backend = None
+    started = time.monotonic()
+    if owned:
+        backend = config.backend.build(config.seed)
+        if terminal:
+            terminal.say(f"engine ready in {time.monotonic() - started:.0f} s")
     try:
         scorer = None
         if config.scorer:
             if config.scorer.backend is not None:
-                scorer_backend = build_backend(config.scorer.backend, config.seed)
+                scorer_backend = config.scorer.backend.build(config.seed)
             scorer = make_scorer(config.scorer.name, scorer_backend or backend, **config.scorer.options)
         solver = Solver(
             backend, make_strategy(config.strategy.name, **config.strategy.config), scorer, config.prompt,
             config.budget, config.global_budget, config.seed, config.delimiter,
         )
         # the run directory appears only once the engines are up: a failed start leaves nothing
-        store.create(config.model_dump(mode="json"))
+        store.create(resolved)
+        if terminal and terminal.log is not None:
+            terminal.move_log(store.dir / "engine.log")
         done = store.done_ids()
         started = time.monotonic()
         try:
-            with Progress(len(problems), len(done), enabled=progress) as bar:
+            stream = terminal.err if terminal else None
+            with Progress(len(problems), sum(p.id in done for p in problems), enabled=progress, stream=stream) as bar:
                 async def flush(problem: Problem, result: Result) -> None:
                     bar.update(store.append(problem, result), solver.ledger)
 
                 await solver.solve_many([p for p in problems if p.id not in done], config.concurrency, on_result=flush)
         finally:
-            summary = store.write_summary(config.name, config.strategy.name, store.records(), time.monotonic() - started)
+            records = store.records()
+            summary = store.write_summary(config.name, config.strategy.name, records, time.monotonic() - started)
     finally:
         if owned:
             await backend.close()
         if scorer_backend is not None:
             await scorer_backend.close()
-    return RunOutcome(store.dir, summary, len(done))
-
-
-class Progress:
-    """A rich progress bar with live accuracy, generated tokens/s and prefix-cache hit rate."""
-
-    def __init__(self, total: int, done: int, enabled: bool = True) -> None:
-        self.total, self.done, self.enabled = total, done, enabled
-        self.correct = self.graded = 0
-        self.started = time.monotonic()
-
-    def __enter__(self) -> "Progress":
-        if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
-
-            self._bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[stats]}"))
-            self._bar.__enter__()
-            self._task = self._bar.add_task("solving", total=self.total, completed=self.done, stats="")
-        return self
-
-    def update(self, record: dict[str, Any], ledger: Any) -> None:
-        if record["correct"] is not None:
-            self.graded += 1
-            self.correct += bool(record["correct"])
-        if not self.enabled:
-            return
-        rate = ledger.generated_tokens / max(time.monotonic() - self.started, 1e-6)
-        hit = ledger.cached_tokens / ledger.prompt_tokens if ledger.prompt_tokens else 0.0
-        acc = f"acc {self.correct / self.graded:.1%}" if self.graded else "acc -"
-        self._bar.update(self._task, advance=1, stats=f"{acc} | {rate:.0f} tok/s | cache hit {hit:.0%}")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.enabled:
-            self._bar.__exit__(*exc)  # type: ignore[arg-type]
+    return CompletedRun(store.dir, summary, len(done), summary["errors"])

@@ -1,8 +1,9 @@
 """Problem sets: built-in benchmark names, local files, reasoning-gym generators, HF datasets.
 
-Built-in names resolve inside a data directory (`--data-dir` / `PONDER_DATA`), where each set
-lives at `<name>/test.jsonl` (or `.jsonl.gz`); the repository ships no copies. A malformed
-line fails with the file and line number.
+Built-in names resolve to the gzipped copies shipped in `app/data/` (package data), unless a
+data directory (`--data-dir` / `PONDER_DATA`) holds `<name>/test.jsonl` (or `.jsonl.gz`).
+GPQA-Diamond is not shipped (its authors ask that it not be redistributed in plain text).
+A malformed line fails with the file and line number.
 """
 
 from __future__ import annotations
@@ -37,8 +38,28 @@ class DatasetConfig(BaseModel):
     shuffle_seed: int | None = None
 
 
-def data_dir(override: str | Path | None = None) -> Path:
-    return Path(override or os.environ.get("PONDER_DATA") or Path.cwd() / "data")
+NOT_SHIPPED = {"gpqa_diamond": "hf:Idavidrein/gpqa?config=gpqa_diamond&split=train"}
+
+
+def data_dir(override: str | Path | None = None) -> Path | None:
+    chosen = override or os.environ.get("PONDER_DATA")
+    return Path(chosen) if chosen else None
+
+
+def builtin_file(name: str, root: Path | None) -> Path:
+    """The data directory's copy when it has one, else the packaged one."""
+    if root is not None:
+        for candidate in (root / name / "test.jsonl", root / name / "test.jsonl.gz"):
+            if candidate.is_file():
+                return candidate
+    if name in NOT_SHIPPED:
+        where = f"{root}/{name}/test.jsonl" if root else f"<dir>/{name}/test.jsonl with --data-dir <dir> or PONDER_DATA=<dir>"
+        raise ValueError(f"dataset {name!r} is not shipped (not to be redistributed in plain text): put it at {where}, or use {NOT_SHIPPED[name]}")
+    from importlib.resources import as_file, files
+
+    # package data installed as files (regular or editable install), so the path stays valid
+    with as_file(files(__package__) / "data" / f"{name}.jsonl.gz") as path:
+        return Path(path)
 
 
 def load(config: DatasetConfig, data: str | Path | None = None) -> list[Problem]:
@@ -54,6 +75,11 @@ def load(config: DatasetConfig, data: str | Path | None = None) -> list[Problem]
         if not path.is_file():
             raise ValueError(f"dataset {name!r}: not a built-in name ({', '.join(BUILTIN)}), gym:/hf: spec, or existing file")
         problems = [_mapped(row, config.fields, path, n) for n, row in rows_of(path)]
+    seen: set[str] = set()
+    for p in problems:  # ids key results, traces and resume
+        if p.id in seen:
+            raise ValueError(f"dataset {name!r}: problem id {p.id!r} appears more than once (ids must be unique)")
+        seen.add(p.id)
     if config.shuffle_seed is not None:
         random.Random(config.shuffle_seed).shuffle(problems)
     return problems[: config.limit] if config.limit else problems
@@ -106,12 +132,8 @@ def _mapped(row: Mapping[str, Any], fields: Mapping[str, str], path: Any, n: int
     return Problem(id=str(row.get(id_key, n)), question=str(row[q_key]), answer=None if answer is None else str(answer))
 
 
-def _builtin(name: str, root: Path) -> list[Problem]:
-    folder = root / name
-    files = [p for p in (folder / "test.jsonl", folder / "test.jsonl.gz") if p.is_file()]
-    if not files:
-        raise ValueError(f"dataset {name!r}: no {folder}/test.jsonl[.gz] (set --data-dir or PONDER_DATA)")
-    path = files[0]
+def _builtin(name: str, root: Path | None) -> list[Problem]:
+    path = builtin_file(name, root)
     rows = list(rows_of(path))
     if name == "humaneval":
         return [_humaneval(row) for _, row in rows]

@@ -6,11 +6,12 @@ with one line naming the file, the key and what was expected.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..runtime.budget import Budget
 from .datasets import DatasetConfig
@@ -37,6 +38,14 @@ class BackendSection(_Section):
         elif not self.endpoints:
             raise ValueError("backend.endpoints: the openai backend needs at least one base URL")
         return self
+
+    def build(self, seed: int = 0) -> Any:
+        """The backend this section describes, through the one backend factory."""
+        from ..backends import make_backend
+
+        if self.kind == "vllm":
+            return make_backend("vllm", model=self.model, **{"seed": seed, **self.engine})
+        return make_backend("openai", endpoints=self.endpoints, model=self.model, **self.options)
 
 
 class StrategySection(_Section):
@@ -78,6 +87,41 @@ class RunConfig(_Section):
     output_dir: str = "runs"
     seed: int = 0
     delimiter: str = "\n\n"
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, name: str) -> str:
+        # the name is a folder under output_dir: never a path that leaves it
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or ".." in name:
+            raise ValueError("expected a plain folder name (letters, digits, '_', '-', '.'; no '/' or '..')")
+        return name
+
+
+# Keys that change how fast a run goes, never what it answers: a resumed run may change them.
+TUNING = {
+    "name", "output_dir", "concurrency", "dataset.limit",
+    "backend.engine.kv_cache_gib", "backend.engine.gpu_memory_utilization", "backend.engine.max_num_seqs",
+    "backend.engine.tensor_parallel_size", "backend.engine.enforce_eager", "backend.engine.threads",
+    "backend.engine.log_stats", "backend.engine.block_size", "backend.engine.extra_args.enable_chunked_prefill",
+    "backend.engine.extra_args.max_num_batched_tokens", "backend.engine.extra_args.enable_prefix_caching",
+    "backend.endpoints", "backend.options.api_key", "backend.options.timeout_s", "backend.options.connect_timeout_s",
+    "backend.options.retries", "backend.options.backoff_s", "backend.options.affinity_block",
+    "backend.options.affinity_entries", "backend.options.max_connections",
+}
+
+
+def result_difference(old: Any, new: Any, path: str = "") -> str | None:
+    """The first key (in config order) where two resolved configs differ in a way that can
+    change results, as `key: old -> new`; None when a run may resume under `new`."""
+    if path.removeprefix("scorer.") in TUNING or path in TUNING:  # a scorer's backend tunes alike
+        return None
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in list(old) + [k for k in new if k not in old]:
+            found = result_difference(old.get(key, "(absent)"), new.get(key, "(absent)"), f"{path}.{key}" if path else key)
+            if found:
+                return found
+        return None
+    return None if old == new else f"{path}: {old!r} -> {new!r}"
 
 
 def apply_override(data: dict[str, Any], item: str) -> None:

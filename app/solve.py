@@ -16,17 +16,18 @@ def solve(
     model: str = "smollm2-135m-instruct",
     scorer: str | None = None,
     answer: str | None = None,
+    endpoints: list[str] | None = None,
     **config: object,
 ) -> Result:
-    """Solve one question synchronously on a fresh in-process engine (closed afterwards).
-    The strategy config is checked before the engine starts; search strategies default to
-    the arithmetic step scorer."""
-    from ..backends.vllm import EngineConfig, VllmBackend
+    """Solve one question synchronously on a fresh in-process engine (closed afterwards), or on
+    OpenAI-compatible `endpoints` serving `model`. The strategy config is checked before the
+    engine starts; search strategies default to the arithmetic step scorer."""
+    from ..backends import make_backend
     from ..verifiers import make_scorer
 
     chosen = make_strategy(strategy, **config)
     scorer = scorer or ("arithmetic" if chosen.needs_scorer else None)
-    backend = VllmBackend(EngineConfig(model=model))
+    backend = make_backend("openai", endpoints=endpoints, model=model) if endpoints else make_backend("vllm", model=model)
 
     async def run() -> Result:
         try:

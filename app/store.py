@@ -1,11 +1,17 @@
-"""A run directory: the resolved config, results.jsonl (one line per problem, flushed and
-fsynced as each finishes), a trace per problem, and summary.json.
+"""A run directory: the resolved config, results.jsonl (one line per attempt at a problem,
+flushed and fsynced as each finishes), a trace per problem, engine.log and summary.json.
 
-A crash can at worst leave a torn last line; resuming drops it and redoes only that problem.
+results.jsonl is append-only and reading it changes nothing. The one repair, done by
+`repair()` before a resumed run appends, is for what a crash mid-write can leave: a torn last
+line (no final newline) is cut and that problem is redone. Any other line that does not parse
+is an error naming the file and line, and the file is left as it is.
+A problem that failed is a record with an `error`; a later attempt appends a new record, and
+the latest record per id is the one that counts.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -21,46 +27,99 @@ class RunStore:
         self.dir = directory
         self.results = directory / "results.jsonl"
         self.traces = directory / "traces"
+        self.config = directory / "config.yaml"
+
+    def check_resume(self, resolved_config: dict[str, Any], resume: bool) -> None:
+        """Refuse to mix two experiments in one directory; nothing is written here."""
+        from .run_config import result_difference
+        import yaml
+
+        if not self.results.exists():
+            return
+        if not resume:
+            raise ValueError(f"{self.dir} already holds results: pass --resume to continue it, or choose another name")
+        if self.config.is_file():
+            old = yaml.safe_load(self.config.read_text(encoding="utf-8"))
+            diff = result_difference(old, resolved_config)
+            if diff:
+                raise ValueError(f"cannot resume {self.dir}: its config differs in {diff} (results would mix two experiments; choose another name)")
+        self.read()  # a bad line stops the resume before any engine starts
 
     def create(self, resolved_config: dict[str, Any]) -> None:
         import yaml
 
         self.traces.mkdir(parents=True, exist_ok=True)
-        (self.dir / "config.yaml").write_text(yaml.safe_dump(resolved_config, sort_keys=False, allow_unicode=True))
+        if not self.config.exists():  # a resumed run keeps the config its first results came from
+            self.config.write_text(yaml.safe_dump(resolved_config, sort_keys=False, allow_unicode=True))
+        self.repair()
+
+    def read(self) -> tuple[list[dict[str, Any]], int]:
+        """Every complete record in file order, and the byte length they span (a torn last
+        line lies beyond it). Raises ValueError naming the file and line of any other bad line."""
+        if not self.results.is_file():
+            return [], 0
+        data = self.results.read_bytes()
+        out, good = [], 0
+        lines = data.split(b"\n")
+        for n, raw in enumerate(lines, 1):
+            last = n == len(lines)
+            if last and not raw:
+                break
+            try:
+                record = json.loads(raw)
+                if not isinstance(record, dict) or "id" not in record:
+                    raise ValueError("not a result object with an id")
+            except ValueError as e:  # JSONDecodeError is a ValueError
+                if last:  # no newline after it: a write cut short by a crash
+                    break
+                raise ValueError(f"{self.results}:{n}: not a valid result record ({str(e).splitlines()[0]}); fix or remove that line") from None
+            if last:  # complete but unterminated: the newline itself was lost
+                break
+            out.append(record)
+            good += len(raw) + 1
+        return out, good
+
+    def repair(self) -> None:
+        """Cut a torn last line so the next append starts on a line of its own."""
+        _, good = self.read()
+        if self.results.is_file() and good != self.results.stat().st_size:
+            with self.results.open("r+b") as f:
+                f.truncate(good)
 
     def records(self) -> list[dict[str, Any]]:
-        """Finished problems; a torn last line (a crash mid-write) is cut off the file."""
-        if not self.results.is_file():
-            return []
-        out, good_bytes = [], 0
-        with self.results.open("rb") as f:
-            for raw in f:
-                try:
-                    out.append(json.loads(raw))
-                except json.JSONDecodeError:
-                    break
-                good_bytes += len(raw)
-        if good_bytes != self.results.stat().st_size:
-            with self.results.open("r+b") as f:
-                f.truncate(good_bytes)
-        return out
+        """The latest record of each problem, in first-seen order."""
+        latest: dict[str, dict[str, Any]] = {}
+        for record in self.read()[0]:
+            latest[str(record["id"])] = record
+        return list(latest.values())
 
     def done_ids(self) -> set[str]:
-        return {str(r["id"]) for r in self.records()}
+        """Problems answered without an error; errored ones are tried again on resume."""
+        return {str(r["id"]) for r in self.records() if not r.get("error")}
+
+    def trace_path(self, problem_id: str) -> Path:
+        # a readable stem plus a digest of the exact id: `a/b`, `a_b` and `A_b` never share a file
+        stem = re.sub(r"[^A-Za-z0-9_.-]", "_", problem_id)[:80]
+        return self.traces / f"{stem}-{hashlib.sha256(problem_id.encode()).hexdigest()[:10]}.json"
 
     def append(self, problem: Problem, result: Result) -> dict[str, Any]:
-        trace_file = self.traces / (re.sub(r"[^A-Za-z0-9_.-]", "_", problem.id) + ".json")
-        result.trace.save(trace_file)
+        error = getattr(result, "error", None)
+        trace_file = self.trace_path(problem.id)
+        if result.trace is not None:
+            result.trace.save(trace_file)
         led = result.ledger
+        correct = result.correct
+        if error and problem.answer is not None:
+            correct = False  # unanswered counts against accuracy
         record = {
-            "id": problem.id, "answer": result.answer, "reference": problem.answer, "correct": result.correct,
-            "strategy": result.strategy, "tokens": {
+            "id": problem.id, "answer": result.answer, "reference": problem.answer, "correct": correct,
+            "error": error, "strategy": result.strategy, "tokens": {
                 "generated": led.generated_tokens, "prompt": led.prompt_tokens, "cached": led.cached_tokens,
                 "aborted": led.aborted_tokens,
             },
             "requests": led.requests, "verifier_calls": led.verifier_calls, "verifier_tokens": led.verifier_tokens,
             "wall_s": led.wall_s, "candidates": [c.answer for c in result.candidates], "metrics": dict(result.metrics),
-            "trace": str(trace_file.relative_to(self.dir)),
+            "trace": str(trace_file.relative_to(self.dir)) if trace_file.exists() else None,
         }
         with self.results.open("a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
@@ -74,6 +133,7 @@ class RunStore:
         tok = {k: sum(r["tokens"][k] for r in recs) for k in ("generated", "prompt", "cached", "aborted")}
         summary = {
             "name": name, "strategy": strategy, "problems": len(recs),
+            "errors": sum(1 for r in recs if r.get("error")),
             "accuracy": round(sum(bool(r["correct"]) for r in graded) / len(graded), 4) if graded else None,
             "tokens": tok, "generated_per_problem": round(tok["generated"] / len(recs), 1) if recs else 0,
             "verifier_calls": sum(r["verifier_calls"] for r in recs),
@@ -84,4 +144,3 @@ class RunStore:
         tmp.write_text(json.dumps(summary, indent=2))
         os.replace(tmp, self.dir / "summary.json")
         return summary
-

@@ -1,0 +1,106 @@
+"""Batch runs on the scripted backend: a failing problem is a record and the run goes on;
+resume retries errors and refuses a different experiment; names and ids are checked first."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ponder.app.batch import execute
+from ponder.app.datasets import DatasetConfig, load
+from ponder.app.run_config import load_run_config
+from ponder.backends.scripted import ScriptCall, ScriptedBackend
+
+CONFIG = """\
+name: {name}
+strategy: {{name: best_of_n, config: {{n: 2, max_tokens: 48}}}}
+dataset: {{name: "{data}"}}
+concurrency: 3
+output_dir: {out}
+"""
+
+
+def setup(tmp_path, name="b", rows=None, extra=""):
+    rows = rows or [("p0", "What is 1 + 2?", "3"), ("p1", "BAD What is 2 + 2?", "4"), ("p2", "What is 3 + 4?", "7")]
+    data = tmp_path / "q.jsonl"
+    data.write_text("".join(json.dumps({"id": i, "problem": q, "answer": a}) + "\n" for i, q, a in rows))
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(CONFIG.format(name=name, data=data, out=tmp_path / "runs") + extra)
+    return path
+
+
+def flaky(fail: bool):
+    def script(call: ScriptCall) -> str:
+        if fail and "BAD" in call.prompt:
+            raise RuntimeError("this problem cannot be solved")
+        return "The answer is \\boxed{3}."
+    return script
+
+
+async def run(path, resume=False, fail=True, overrides=()):
+    cfg = load_run_config(path, list(overrides))
+    return await execute(cfg, load(cfg.dataset), resume=resume, progress=False, backend=ScriptedBackend(flaky(fail)))
+
+
+async def test_a_failing_problem_is_an_error_record_and_the_others_are_answered(tmp_path):
+    path = setup(tmp_path)
+    outcome = await run(path)
+    lines = [json.loads(x) for x in (outcome.directory / "results.jsonl").read_text().splitlines()]
+    by_id = {r["id"]: r for r in lines}
+    assert sorted(by_id) == ["p0", "p1", "p2"]
+    assert by_id["p1"]["error"] == "RuntimeError: this problem cannot be solved" and by_id["p1"]["correct"] is False
+    assert by_id["p0"]["error"] is None and by_id["p0"]["correct"] is True and by_id["p2"]["correct"] is False
+    summary = json.loads((outcome.directory / "summary.json").read_text())
+    assert outcome.errors == 1 and summary["errors"] == 1 and summary["problems"] == 3
+    assert summary["accuracy"] == round(1 / 3, 4)  # the unanswered problem counts as wrong
+
+    again = await run(path, resume=True, fail=False)  # resume retries only the errored problem
+    lines = (outcome.directory / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 4 and json.loads(lines[-1])["id"] == "p1" and json.loads(lines[-1])["error"] is None
+    assert again.skipped == 2 and again.errors == 0 and again.summary["problems"] == 3
+
+
+async def test_resume_refuses_a_config_that_changes_results_naming_the_first_difference(tmp_path):
+    path = setup(tmp_path)
+    await run(path, fail=False)
+    before = (tmp_path / "runs" / "b" / "results.jsonl").read_text()
+    for override, named in [
+        ("strategy.config.n=4", "strategy.config.n: 2 -> 4"),
+        ("seed=1", "seed: 0 -> 1"),
+        ("prompt.system=Be brief.", "prompt.system"),
+        ("backend.model=other-model", "backend.model: 'smollm2-135m-instruct' -> 'other-model'"),
+        ("budget.generated_tokens=100", "budget.generated_tokens: None -> 100"),
+    ]:
+        with pytest.raises(ValueError, match=f"cannot resume .*config differs in {named}"):
+            await run(path, resume=True, overrides=[override])
+    # engine tuning and concurrency change nothing in the answers: allowed
+    done = await run(path, resume=True, overrides=["concurrency=1", "backend.engine.kv_cache_gib=3", "backend.engine.max_num_seqs=8"])
+    assert done.skipped == 3 and (tmp_path / "runs" / "b" / "results.jsonl").read_text() == before
+
+
+async def test_a_bad_results_line_stops_a_resume_before_anything_runs(tmp_path):
+    path = setup(tmp_path)
+    outcome = await run(path, fail=False)
+    results = outcome.directory / "results.jsonl"
+    lines = results.read_text().splitlines(keepends=True)
+    results.write_text(lines[0] + "garbage\n" + "".join(lines[1:]))
+    before = results.read_text()
+    with pytest.raises(ValueError, match=r"results.jsonl:2: not a valid result record"):
+        await run(path, resume=True)
+    assert results.read_text() == before
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", "..", ".hidden", "a\\\\b", ""])
+def test_run_names_that_leave_output_dir_are_refused(tmp_path, name):
+    path = setup(tmp_path)
+    path.write_text(path.read_text().replace("name: b\n", f'name: "{name}"\n'))
+    with pytest.raises(ValueError, match="name: expected a plain folder name"):
+        load_run_config(path)
+
+
+def test_duplicate_problem_ids_fail_before_the_run(tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"id": i, "problem": "1+1?", "answer": "2"}) + "\n" for i in ("a", "b", "a")))
+    with pytest.raises(ValueError, match="problem id 'a' appears more than once"):
+        load(DatasetConfig(name=str(data)))
