@@ -1,85 +1,229 @@
-"""`ponder serve`: an OpenAI-compatible chat-completions endpoint in front of any strategy.
+"""`ponder serve`: OpenAI-compatible chat and text completions in front of any strategy.
 
 The request's `model` names the strategy (`"beam_search"`, or `"ponder"` for the server's
 default) and an extra body field `ponder` carries its config. The reply's `usage` counts every
 token the strategy spent, not just the returned text; `ponder` in the reply adds the extracted
-answer, the candidates and the full ledger. The question is the last user message; a system
-message is kept.
+answers, the candidates and the full ledger. Streamed replies carry the strategy's progress in
+a `ponder` field of their chunks and the answer's text as soon as it is known.
+
+The server protects itself: an optional API key, a cap on the generated tokens one request may
+spend and on requests running at once (429 beyond it), a solve cancelled (its engine requests
+aborted) when its client goes away, and every error a JSON body in OpenAI's shape.
 """
 
 from __future__ import annotations
 
-import time
-import uuid
+import asyncio
+import hmac
+import logging
+import traceback
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from ..backends.base import Backend
-from ..strategies.base import REGISTRY, make_strategy
-from ..verifiers import make_scorer
-from ..records.problem import Problem
-from ..runtime.prompt import PromptConfig
-from ..runtime.solver import Solver
+from ..strategies.base import REGISTRY
+from .api_job import ApiJob, Outcome
+from .openai_api import ApiError, ApiRequest, chunk, error_body, new_id, parse_request, response
+from .sse import EventStream
+
+ROUTES = ("POST /v1/chat/completions", "POST /v1/completions", "GET /v1/models", "GET /health")
+log = logging.getLogger("ponder.serve")
 
 
-def make_app(backend: Backend, default_strategy: str = "best_of_n", scorer: str | None = None) -> Any:
+class ServeConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    strategy: str = "best_of_n"  # for requests naming model "ponder"
+    scorer: str | None = None  # step scorer for search strategies (default arithmetic)
+    api_key: str | None = None  # required as `Authorization: Bearer KEY` when set
+    max_tokens_per_request: int | None = Field(16384, ge=1)  # generated tokens, all samples and steps
+    max_concurrent: int = Field(8, ge=1)  # requests solving at once; more get 429
+    keepalive_s: float = Field(5.0, gt=0)  # comment frames on a quiet stream
+
+
+def json_error(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
     from aiohttp import web
 
-    scorers: dict[str, Any] = {}
+    return web.json_response(body, status=status, headers=headers)
 
-    def error(status: int, message: str) -> Any:
-        return web.json_response({"error": {"message": message, "type": "invalid_request_error"}}, status=status)
 
-    async def chat(request: Any) -> Any:
+def pieces(text: str) -> list[str]:
+    """The answer in line-sized chunks (a chat UI renders them as they come)."""
+    return text.splitlines(keepends=True) or [text]
+
+
+class Server:
+    def __init__(self, backend: Backend, config: ServeConfig) -> None:
+        self.backend = backend
+        self.config = config
+        self.running = 0
+        self._scorers: dict[str, Any] = {}
+
+    # -- protection --------------------------------------------------------------------------
+    def authorized(self, request: Any) -> bool:
+        if self.config.api_key is None or request.path == "/health":
+            return True
+        given = request.headers.get("Authorization", "")
+        return hmac.compare_digest(given.encode(), f"Bearer {self.config.api_key}".encode())
+
+    def scorer(self, name: str | None, needs: bool) -> Any:
+        from ..verifiers import make_scorer
+
+        chosen = name or self.config.scorer or ("arithmetic" if needs else None)
+        if chosen is None:
+            return None
+        if chosen not in self._scorers:
+            try:
+                self._scorers[chosen] = make_scorer(chosen, self.backend)
+            except ValueError as e:
+                raise ApiError(400, str(e), "scorer") from None
+        return self._scorers[chosen]
+
+    def job(self, request: ApiRequest) -> ApiJob:
+        from ..strategies.base import strategy_class
+
+        name = self.config.strategy if request.model == "ponder" else request.model
+        try:
+            needs = strategy_class(name).needs_scorer
+        except ValueError as e:
+            raise ApiError(400, f"{e}; or 'ponder' for the server's default ({self.config.strategy})", "model", code="model_not_found") from None
+        cap = self.config.max_tokens_per_request
+        if cap is not None and request.max_tokens is not None and request.max_tokens > cap:
+            raise ApiError(400, f"max_tokens: {request.max_tokens} is over this server's cap of {cap} generated tokens per request", "max_tokens")
+        return ApiJob(self.backend, request, name, self.scorer(request.scorer, needs), cap)
+
+    # -- handlers ----------------------------------------------------------------------------
+    async def completions(self, request: Any, chat: bool) -> Any:
         try:
             body = await request.json()
-        except Exception:
-            return error(400, "body: expected a JSON object")
-        if not isinstance(body, dict) or not isinstance(body.get("messages"), list) or not body["messages"]:
-            return error(400, "messages: expected a non-empty list of {role, content}")
-        name = body.get("model") or "ponder"
-        name = default_strategy if name == "ponder" else name
-        config = body.get("ponder") or {}
-        if not isinstance(config, dict):
-            return error(400, "ponder: expected an object of strategy fields")
-        users = [m.get("content", "") for m in body["messages"] if isinstance(m, dict) and m.get("role") == "user"]
-        systems = [m.get("content", "") for m in body["messages"] if isinstance(m, dict) and m.get("role") == "system"]
-        if not users or not isinstance(users[-1], str) or not users[-1].strip():
-            return error(400, "messages: no user message with text content")
-        try:
-            strategy = make_strategy(name, **config)
-            chosen_scorer = body.get("scorer") or scorer or ("arithmetic" if strategy.needs_scorer else None)
-            if chosen_scorer and chosen_scorer not in scorers:
-                scorers[chosen_scorer] = make_scorer(chosen_scorer, backend)
-            solver = Solver(
-                backend, strategy, scorers.get(chosen_scorer) if chosen_scorer else None,
-                PromptConfig(system=systems[-1] if systems else None, template="{question}"),
-                seed=int(body.get("seed", 0) or 0),
-            )
         except ValueError as e:
-            return error(400, str(e))
-        result = await solver.solve(Problem(id=uuid.uuid4().hex[:12], question=users[-1]))
-        led = result.ledger
-        return web.json_response({
-            "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()), "model": name,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": result.text}, "finish_reason": "stop"}],
-            "usage": {
-                "prompt_tokens": led.prompt_tokens, "completion_tokens": led.generated_tokens,
-                "total_tokens": led.prompt_tokens + led.generated_tokens,
-                "prompt_tokens_details": {"cached_tokens": led.cached_tokens},
-            },
-            "ponder": {
-                "answer": result.answer, "candidates": [c.answer for c in result.candidates],
-                "ledger": led.as_dict(), "metrics": dict(result.metrics),
-            },
-        })
+            raise ApiError(400, f"body: expected a JSON object ({e})") from None
+        api = parse_request(body, chat, "ponder")
+        job = self.job(api)
+        if self.running >= self.config.max_concurrent:
+            raise ApiError(429, f"server busy: {self.running} requests running (limit {self.config.max_concurrent}); retry later",
+                           kind="rate_limit_error", code="rate_limit_exceeded")
+        self.running += 1
+        try:
+            if api.stream:
+                return await self.stream(request, job, chat)
+            outcome = await self.solve(job)
+            return json_ok(response(new_id(chat), chat, job.name, outcome.choices, outcome.ledger, outcome.extra))
+        finally:
+            self.running -= 1
 
-    async def models(_: Any) -> Any:
+    async def solve(self, job: ApiJob, emit: Any = None, first: Any = None) -> Outcome:
+        try:
+            return await job.run(emit, first)
+        except ValueError as e:  # bad input the engine or a strategy refused (a prompt over the context, say)
+            raise ApiError(400, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+
+    async def stream(self, request: Any, job: ApiJob, chat: bool) -> Any:
+        rid, model = new_id(chat), job.name
+        out = EventStream(request)
+        queue: asyncio.Queue = asyncio.Queue()
+        await out.open()
+        task = asyncio.create_task(self.solve(job, queue.put_nowait, lambda c: queue.put_nowait(("first", c))))
+        sent_first = False
+        try:
+            if chat:
+                await out.send(chunk(rid, chat, model, 0, "", role=True))
+            while not (task.done() and queue.empty()):
+                try:
+                    item = await asyncio.wait_for(queue.get(), self.config.keepalive_s) if not task.done() else queue.get_nowait()
+                except asyncio.TimeoutError:
+                    await out.keepalive()
+                    continue
+                if isinstance(item, tuple):
+                    for piece in pieces(item[1].text):
+                        await out.send(chunk(rid, chat, model, 0, piece))
+                    sent_first = True
+                else:
+                    await out.send(chunk(rid, chat, model, 0, ponder=item))
+            try:
+                outcome = task.result()
+            except Exception as e:  # headers are sent: the error goes down the stream, as OpenAI does
+                await out.send(e.body() if isinstance(e, ApiError) else internal_error(e))
+                await out.done()
+                return out.response
+            for i, choice in enumerate(outcome.choices):
+                if i or not sent_first:
+                    if chat and i:
+                        await out.send(chunk(rid, chat, model, i, "", role=True))
+                    for piece in pieces(choice.text):
+                        await out.send(chunk(rid, chat, model, i, piece))
+                await out.send(chunk(rid, chat, model, i, finish=choice.finish_reason))
+            if job.request.include_usage:
+                await out.send(chunk(rid, chat, model, None, ledger=outcome.ledger, ponder=outcome.extra))
+            await out.done()
+            return out.response
+        finally:
+            if not task.done():  # the client went away (or writing to it failed): stop the solve
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    async def models(self, _: Any) -> Any:
         names = ["ponder", *sorted(REGISTRY)]
-        return web.json_response({"object": "list", "data": [{"id": n, "object": "model", "owned_by": "ponder"} for n in names]})
+        return json_ok({"object": "list", "data": [{"id": n, "object": "model", "created": 0, "owned_by": "ponder"} for n in names]})
 
-    async def health(_: Any) -> Any:
-        return web.json_response({"status": "ok"})
+    async def health(self, _: Any) -> Any:
+        stats = self.backend.stats()
+        engine: dict[str, Any] = {"requests": stats.requests, "aborted_requests": stats.aborted_requests}
+        unfinished = getattr(self.backend, "unfinished_requests", None)
+        if callable(unfinished):
+            engine["unfinished_requests"] = unfinished()
+        return json_ok({"status": "ok", "running": self.running, "engine": engine})
 
-    app = web.Application()
-    app.add_routes([web.post("/v1/chat/completions", chat), web.get("/v1/models", models), web.get("/health", health)])
+
+def internal_error(e: BaseException) -> dict[str, Any]:
+    log.error("request failed:\n%s", "".join(traceback.format_exception(e)))
+    first = str(e).splitlines()[0] if str(e) else ""
+    return error_body(f"internal error: {type(e).__name__}: {first}", "server_error")
+
+
+def json_ok(body: dict[str, Any]) -> Any:
+    from aiohttp import web
+
+    return web.json_response(body)
+
+
+def make_app(backend: Backend, config: ServeConfig | None = None) -> Any:
+    from aiohttp import web
+
+    server = Server(backend, config or ServeConfig())
+
+    @web.middleware
+    async def guard(request: Any, handler: Any) -> Any:
+        try:
+            if not server.authorized(request):
+                raise ApiError(401, "missing or wrong API key: send `Authorization: Bearer KEY`", code="invalid_api_key")
+            return await handler(request)
+        except ApiError as e:
+            headers = {"Retry-After": "1"} if e.status == 429 else None
+            return json_error(e.status, e.body(), headers)
+        except web.HTTPException as e:
+            if e.status == 404:
+                return json_error(404, error_body(f"no route {request.method} {request.path}; supported: {', '.join(ROUTES)}", code="unknown_url"))
+            if e.status == 405:
+                return json_error(405, error_body(f"{request.method} not allowed on {request.path}; supported: {', '.join(ROUTES)}", code="method_not_allowed"))
+            if e.status < 400:
+                raise
+            return json_error(e.status, error_body(e.reason or str(e)))
+        except (asyncio.CancelledError, ConnectionError):
+            raise
+        except Exception as e:
+            return json_error(500, internal_error(e))
+
+    async def chat(request: Any) -> Any:
+        return await server.completions(request, chat=True)
+
+    async def text(request: Any) -> Any:
+        return await server.completions(request, chat=False)
+
+    app = web.Application(middlewares=[guard])
+    app.add_routes([
+        web.post("/v1/chat/completions", chat), web.post("/v1/completions", text),
+        web.get("/v1/models", server.models), web.get("/health", server.health),
+    ])
     return app
