@@ -15,7 +15,13 @@ from typing import Sequence
 
 import networkx as nx
 
-from ..backends.base import FinishReason
+from ..backends.base import Delta, FinishReason
+
+
+def split_steps(text: str, delimiter: str) -> list[str]:
+    """A whole answer cut into its non-empty steps (the whole text when it has none), for
+    scoring trajectories that were sampled in one piece."""
+    return [s for s in text.split(delimiter) if s.strip()] or [text]
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,7 @@ class Trace:
         finish: FinishReason | None,
         t_start: float,
         prompt_ids: Sequence[int] | None = None,
+        t_end: float | None = None,
         **attrs: object,
     ) -> Node:
         """A child of `parent` continuing its ids; with `prompt_ids`, a node generated from a
@@ -69,7 +76,7 @@ class Trace:
         self._nodes[node.id] = node
         self.graph.add_node(
             node.id, step=step, tokens=len(token_ids), depth=node.depth, finish=finish, score=None,
-            t_start=round(t_start - self.t0, 4), t_end=round(time.monotonic() - self.t0, 4), **attrs,
+            t_start=round(t_start - self.t0, 4), t_end=round((t_end or time.monotonic()) - self.t0, 4), **attrs,
         )
         self.graph.add_edge(parent.id, node.id)
         return node
@@ -112,3 +119,34 @@ class Trace:
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_json()))
+
+
+class StreamedChild:
+    """A child of `parent` arriving delta by delta: its tokens, text and per-token top
+    logprobs so far, and the moment its last delta came. A stream that is left early has no
+    finish and becomes an `abort` node; one whose last delta arrived keeps its own finish,
+    even if the task reading it is cancelled afterwards."""
+
+    def __init__(self, trace: Trace, parent: Node) -> None:
+        self.trace, self.parent = trace, parent
+        self.ids: list[int] = []
+        self.pieces: list[str] = []
+        self.tops: list[tuple[float, ...]] = []
+        self.finish: FinishReason | None = None
+        self.t_start = trace.now()
+        self.t_end: float | None = None
+
+    def add(self, d: Delta) -> None:
+        self.ids.extend(d.token_ids)
+        self.pieces.append(d.text)
+        self.tops.extend(d.top_logprobs or ())
+        if d.finish_reason is not None:
+            self.finish, self.t_end = d.finish_reason, self.trace.now()
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+    def node(self, finish: FinishReason | None = None, **attrs: object) -> Node:
+        """The node in the trace; `finish` overrides the stream's own (a stream cut on purpose)."""
+        return self.trace.add(self.parent, self.ids, self.text, finish or self.finish or "abort", self.t_start, t_end=self.t_end, **attrs)

@@ -8,10 +8,14 @@ first use, so listing strategies or `ponder --help` never imports torch or vLLM.
 from __future__ import annotations
 
 import importlib
+from typing import Generic, Literal, TypeVar
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from ..runtime.strategy import Strategy, StrategyConfig
+
+Aggregate = Literal["last", "min", "mean", "prod"]  # step scores -> trajectory score (verifiers.voting.aggregate)
+C = TypeVar("C", bound=StrategyConfig)
 
 REGISTRY: dict[str, str] = {
     "best_of_n": "best_of_n:BestOfN",
@@ -27,7 +31,29 @@ REGISTRY: dict[str, str] = {
     "deepconf": "deepconf:DeepConf",
 }
 
-__all__ = ["REGISTRY", "Strategy", "StrategyConfig", "make_strategy", "strategy_class"]
+__all__ = [
+    "REGISTRY", "Aggregate", "Configured", "Strategy", "StrategyConfig", "WidthConfig", "make_strategy", "strategy_class",
+]
+
+
+class Configured(Generic[C]):
+    """A strategy built from its frozen config (the only state it keeps between problems)."""
+
+    def __init__(self, config: C) -> None:
+        self.config = config
+
+
+class WidthConfig(StrategyConfig):
+    """Tree searches that keep n // width parents and expand each `width` times."""
+
+    n: int = Field(8, ge=1)
+    width: int = Field(4, ge=1)
+
+    @model_validator(mode="after")
+    def _divisible(self) -> "WidthConfig":
+        if self.n % self.width:
+            raise ValueError(f"n ({self.n}) must be a multiple of width ({self.width})")
+        return self
 
 
 def strategy_class(name: str) -> type[Strategy]:
