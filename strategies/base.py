@@ -29,6 +29,9 @@ REGISTRY: dict[str, str] = {
     "sr": "pdr:SequentialRefinement",
     "trim": "trim:Trim",
     "deepconf": "deepconf:DeepConf",
+    "mcts": "mcts:MCTS",
+    "adaptive_consistency": "adaptive_consistency:AdaptiveConsistency",
+    "self_refine": "self_refine:SelfRefine",
 }
 
 __all__ = [
