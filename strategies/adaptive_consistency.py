@@ -20,10 +20,10 @@ from typing import ClassVar, Literal, Sequence
 from pydantic import Field
 
 from ..records.result import Candidate, Result
-from ..records.trace import Node
+from ..records.trace import Node, StreamedChild
 from ..runtime.context import Context
 from ..verifiers.voting import clusters, select
-from .base import StrategyConfig
+from .base import Configured, StrategyConfig
 
 
 class AdaptiveConsistencyConfig(StrategyConfig):
@@ -44,13 +44,10 @@ def leader_probability(v1: int, v2: int) -> float:
     return sum(comb(n, j) for j in range(a)) / 2**n
 
 
-class AdaptiveConsistency:
+class AdaptiveConsistency(Configured[AdaptiveConsistencyConfig]):
     name: ClassVar[str] = "adaptive_consistency"
     Config: ClassVar[type[StrategyConfig]] = AdaptiveConsistencyConfig
     needs_scorer: ClassVar[bool] = False
-
-    def __init__(self, config: AdaptiveConsistencyConfig) -> None:
-        self.config = config
 
     def decided(self, answers: Sequence[Candidate]) -> tuple[bool, float]:
         """Whether the vote over the finished samples is settled, and the rule's statistic."""
@@ -92,15 +89,10 @@ class AdaptiveConsistency:
     async def _sample(self, ctx: Context, index: int, wave: int) -> Node:
         """One streamed sample; if cancelled, its tokens so far go into the tree as aborted."""
         cfg = self.config
-        t0 = ctx.tree.now()
-        ids: list[int] = []
-        pieces: list[str] = []
-        reason = "abort"
+        child = StreamedChild(ctx.tree, ctx.tree.root)
         try:
             async for d in ctx.stream(ctx.tree.root, ctx.sampling(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens)):
-                ids += d.token_ids
-                pieces.append(d.text)
-                reason = d.finish_reason or reason
+                child.add(d)
         finally:
-            node = ctx.tree.add(ctx.tree.root, ids, "".join(pieces), reason, t0, sample=index, wave=wave)
+            node = child.node(sample=index, wave=wave)
         return node

@@ -21,10 +21,10 @@ from typing import ClassVar, Literal, Sequence
 from pydantic import Field
 
 from ..records.result import Candidate, Result
-from ..records.trace import Node
+from ..records.trace import Node, split_steps
 from ..runtime.context import Context
 from ..verifiers.voting import select
-from .base import StrategyConfig
+from .base import Aggregate, Configured, StrategyConfig
 
 
 class MCTSConfig(StrategyConfig):
@@ -44,7 +44,7 @@ class MCTSConfig(StrategyConfig):
     max_depth: int = Field(40, ge=1)
     max_tokens: int | None = Field(None, ge=1)  # generated-token budget of the search
     max_verifier_calls: int | None = Field(None, ge=1)
-    aggregate: str = "last"
+    aggregate: Aggregate = "last"
 
 
 @dataclass(eq=False)
@@ -99,13 +99,10 @@ class Reserve:
         self.held -= grant
 
 
-class MCTS:
+class MCTS(Configured[MCTSConfig]):
     name: ClassVar[str] = "mcts"
     Config: ClassVar[type[StrategyConfig]] = MCTSConfig
     needs_scorer: ClassVar[bool] = True
-
-    def __init__(self, config: MCTSConfig) -> None:
-        self.config = config
 
     async def run(self, ctx: Context) -> Result:
         cfg = self.config
@@ -203,7 +200,7 @@ class MCTS:
             (tip,) = await ctx.extend(child.node, ctx.sampling(temperature=0.0, max_tokens=grant), rollout=True)
         finally:
             tokens.settle(grant)
-        value = await ctx.score(tip, cfg.aggregate, ctx.tree.steps(child.node) + _split(tip.step, ctx.delimiter))
+        value = await ctx.score(tip, cfg.aggregate, ctx.tree.steps(child.node) + split_steps(tip.step, ctx.delimiter))
         if tip.finish == "eos":
             child.finished = (tip, value)
         return value
@@ -244,12 +241,6 @@ def _priors(logprobs: Sequence[Sequence[float] | None]) -> list[float]:
     top = max(means)
     exps = [math.exp(m - top) for m in means]
     return [e / sum(exps) for e in exps]
-
-
-def _split(text: str, delimiter: str) -> list[str]:
-    parts = text.split(delimiter)
-    steps = [p + delimiter for p in parts[:-1]] + [parts[-1]]
-    return [s for s in steps if s.strip()] or [text]
 
 
 def _walk(v: Vertex):

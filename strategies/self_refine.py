@@ -19,7 +19,7 @@ from ..backends.base import Backend, Usage
 from ..records.result import Result
 from ..records.trace import Node
 from ..runtime.context import Context
-from .base import StrategyConfig
+from .base import Configured, StrategyConfig
 
 FEEDBACK_ASK = (
     "\n\nHere is a solution to this problem:\n\n{answer}\n\nCheck it step by step. List every concrete error "
@@ -43,13 +43,10 @@ class SelfRefineConfig(StrategyConfig):
     feedback_tokens: int = Field(512, ge=1)
 
 
-class SelfRefine:
+class SelfRefine(Configured[SelfRefineConfig]):
     name: ClassVar[str] = "self_refine"
     Config: ClassVar[type[StrategyConfig]] = SelfRefineConfig
     needs_scorer: ClassVar[bool] = False
-
-    def __init__(self, config: SelfRefineConfig) -> None:
-        self.config = config
 
     async def run(self, ctx: Context) -> Result:
         cfg = self.config
