@@ -11,42 +11,31 @@ from __future__ import annotations
 import asyncio
 from typing import ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from ..runtime.context import Context
 from ..records.result import Result
 from ..records.trace import Node
-from ..verifiers.voting import select
-from .base import StrategyConfig
+from ..verifiers.voting import Selection, select
+from .base import Aggregate, Configured, StrategyConfig, WidthConfig
 
 
-class BeamSearchConfig(StrategyConfig):
-    n: int = Field(8, ge=1)  # N, total beams
-    width: int = Field(4, ge=1)  # M, expansions per kept beam
+class BeamSearchConfig(WidthConfig):  # n = N, total beams; width = M, expansions per kept beam
     max_steps: int = Field(40, ge=1)
     temperature: float = Field(0.8, ge=0)
     top_p: float = Field(1.0, gt=0, le=1)
     step_tokens: int = Field(256, ge=1)  # cap on one step
     final_tokens: int = Field(1024, ge=1)  # cap on the last allowed step (runs to EOS)
-    aggregate: str = "last"
+    aggregate: Aggregate = "last"
     dedup: bool = True  # drop beams whose text duplicates another's
     lookahead: int = Field(0, ge=0)  # k greedy steps rolled out to score a step, then discarded
-    selection: str = "best"  # best | weighted | majority over completed beams
-
-    @model_validator(mode="after")
-    def _divisible(self) -> "BeamSearchConfig":
-        if self.n % self.width:
-            raise ValueError(f"n ({self.n}) must be a multiple of width ({self.width})")
-        return self
+    selection: Selection = "best"
 
 
-class BeamSearch:
+class BeamSearch(Configured[BeamSearchConfig]):
     name: ClassVar[str] = "beam_search"
     Config: ClassVar[type[StrategyConfig]] = BeamSearchConfig
     needs_scorer: ClassVar[bool] = True
-
-    def __init__(self, config: BeamSearchConfig) -> None:
-        self.config = config
 
     async def run(self, ctx: Context) -> Result:
         cfg = self.config

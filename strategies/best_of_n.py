@@ -16,7 +16,7 @@ from ..runtime.context import Context
 from ..records.result import Result
 from ..verifiers.answer import equivalent
 from ..verifiers.voting import Selection, select
-from .base import StrategyConfig
+from .base import Aggregate, Configured, StrategyConfig
 
 
 class BestOfNConfig(StrategyConfig):
@@ -25,7 +25,7 @@ class BestOfNConfig(StrategyConfig):
     top_p: float = Field(1.0, gt=0, le=1)
     max_tokens: int = Field(1024, ge=1)
     selection: Selection = "majority"
-    aggregate: str = "last"  # how step scores make a trajectory score (weighted / best)
+    aggregate: Aggregate = "last"  # how step scores make a trajectory score (weighted / best)
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -34,13 +34,10 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - comb(n - c, k) / comb(n, k)
 
 
-class BestOfN:
+class BestOfN(Configured[BestOfNConfig]):
     name: ClassVar[str] = "best_of_n"
     Config: ClassVar[type[StrategyConfig]] = BestOfNConfig
     needs_scorer: ClassVar[bool] = False
-
-    def __init__(self, config: BestOfNConfig) -> None:
-        self.config = config
 
     async def run(self, ctx: Context) -> Result:
         cfg = self.config

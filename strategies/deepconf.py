@@ -23,7 +23,7 @@ from ..runtime.context import Context
 from ..records.result import Candidate, Result
 from ..records.trace import Node
 from ..verifiers.voting import select
-from .base import StrategyConfig
+from .base import Configured, StrategyConfig
 
 
 class DeepConfConfig(StrategyConfig):
@@ -56,13 +56,10 @@ def lowest_group_confidence(tops: Sequence[Sequence[float]], window: int) -> flo
     return low / window
 
 
-class DeepConf:
+class DeepConf(Configured[DeepConfConfig]):
     name: ClassVar[str] = "deepconf"
     Config: ClassVar[type[StrategyConfig]] = DeepConfConfig
     needs_scorer: ClassVar[bool] = False
-
-    def __init__(self, config: DeepConfConfig) -> None:
-        self.config = config
 
     def _sampling(self, ctx: Context, n: int):
         cfg = self.config

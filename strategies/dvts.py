@@ -2,7 +2,8 @@
 
 Each subtree samples M next steps, keeps the PRM's argmax and goes on; subtrees never compete,
 so diversity survives where beam search would collapse onto one prefix. A subtree ends on
-EOS, an empty step or a boxed answer. All N/M finals are candidates.
+EOS, an empty step or a boxed answer. As in search-and-learn, every subtree hands its last
+expansion (the M siblings of its final step) to the final vote: N candidates in all.
 """
 
 from __future__ import annotations
@@ -10,54 +11,47 @@ from __future__ import annotations
 import asyncio
 from typing import ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from ..runtime.context import Context
 from ..records.result import Result
 from ..records.trace import Node
-from ..verifiers.voting import select
-from .base import StrategyConfig
+from ..verifiers.voting import Selection, select
+from .base import Aggregate, Configured, StrategyConfig, WidthConfig
 
 
-class DVTSConfig(StrategyConfig):
-    n: int = Field(8, ge=1)
-    width: int = Field(4, ge=1)
+class DVTSConfig(WidthConfig):  # n leaves in all, n // width subtrees
     max_steps: int = Field(40, ge=1)
     temperature: float = Field(0.8, ge=0)
     top_p: float = Field(1.0, gt=0, le=1)
     step_tokens: int = Field(256, ge=1)
     final_tokens: int = Field(1024, ge=1)
-    aggregate: str = "last"
-    selection: str = "weighted"
-
-    @model_validator(mode="after")
-    def _divisible(self) -> "DVTSConfig":
-        if self.n % self.width:
-            raise ValueError(f"n ({self.n}) must be a multiple of width ({self.width})")
-        return self
+    aggregate: Aggregate = "last"
+    selection: Selection = "weighted"
 
 
-class DVTS:
+class DVTS(Configured[DVTSConfig]):
     name: ClassVar[str] = "dvts"
     Config: ClassVar[type[StrategyConfig]] = DVTSConfig
     needs_scorer: ClassVar[bool] = True
 
-    def __init__(self, config: DVTSConfig) -> None:
-        self.config = config
-
     async def run(self, ctx: Context) -> Result:
-        finals = await asyncio.gather(*(self._subtree(ctx, i) for i in range(self.config.n // self.config.width)))
-        candidates = [ctx.candidate(node, score) for node, score in finals]
-        return ctx.result(self.name, select(candidates, self.config.selection), candidates, {"subtrees": len(finals)})
-
-    async def _subtree(self, ctx: Context, index: int) -> tuple[Node, float]:
         cfg = self.config
-        node, score = ctx.tree.root, 0.0
+        leaves = await asyncio.gather(*(self._subtree(ctx, i) for i in range(cfg.n // cfg.width)))
+        candidates = [ctx.candidate(node, score) for group in leaves for node, score in group]
+        return ctx.result(self.name, select(candidates, cfg.selection), candidates, {"subtrees": len(leaves)})
+
+    async def _subtree(self, ctx: Context, index: int) -> list[tuple[Node, float]]:
+        """The subtree's last M siblings, each with its score."""
+        cfg = self.config
+        node = ctx.tree.root
         for step in range(cfg.max_steps):
             last = step == cfg.max_steps - 1 or ctx.exhausted()
             sampling = ctx.step_sampling(cfg.width, cfg.temperature, cfg.top_p, cfg.step_tokens, cfg.final_tokens, last)
-            node, score = max(await ctx.expand(node, sampling, cfg.aggregate), key=lambda x: x[1])
-            ctx.tree.set(node, subtree=index)
+            siblings = await ctx.expand(node, sampling, cfg.aggregate)
+            for child, _ in siblings:
+                ctx.tree.set(child, subtree=index)
+            node = max(siblings, key=lambda x: x[1])[0]
             if last or ctx.done(node) or "\\boxed" in node.step:
                 break
-        return node, score
+        return siblings

@@ -16,38 +16,32 @@ from pydantic import Field, model_validator
 from ..runtime.context import Context
 from ..records.result import Result
 from ..records.trace import Node
-from ..verifiers.voting import select
-from .base import StrategyConfig
+from ..verifiers.voting import Selection, select
+from .base import Aggregate, Configured, StrategyConfig, WidthConfig
 
 
-class EarlyRejectionConfig(StrategyConfig):
-    n: int = Field(16, ge=1)  # N candidates per step
-    width: int = Field(4, ge=1)  # M expansions per kept beam
+class EarlyRejectionConfig(WidthConfig):
+    n: int = Field(16, ge=1)  # N candidates per step; width = M expansions per kept beam
     tau: int = Field(64, ge=1)  # tokens generated before the partial PRM decision
     max_steps: int = Field(20, ge=1)
     temperature: float = Field(0.8, ge=0)
     top_p: float = Field(1.0, gt=0, le=1)
     step_tokens: int = Field(256, ge=1)
     final_tokens: int = Field(1024, ge=1)
-    aggregate: str = "last"
-    selection: str = "best"
+    aggregate: Aggregate = "last"
+    selection: Selection = "best"
 
     @model_validator(mode="after")
     def _check(self) -> "EarlyRejectionConfig":
-        if self.n % self.width:
-            raise ValueError(f"n ({self.n}) must be a multiple of width ({self.width})")
         if self.tau >= self.step_tokens:
             raise ValueError(f"tau ({self.tau}) must be below step_tokens ({self.step_tokens})")
         return self
 
 
-class EarlyRejection:
+class EarlyRejection(Configured[EarlyRejectionConfig]):
     name: ClassVar[str] = "early_rejection"
     Config: ClassVar[type[StrategyConfig]] = EarlyRejectionConfig
     needs_scorer: ClassVar[bool] = True
-
-    def __init__(self, config: EarlyRejectionConfig) -> None:
-        self.config = config
 
     async def run(self, ctx: Context) -> Result:
         cfg = self.config

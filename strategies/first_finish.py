@@ -17,7 +17,7 @@ from ..runtime.context import Context
 from ..records.result import Result
 from ..records.trace import Node
 from ..verifiers.voting import select
-from .base import StrategyConfig
+from .base import Configured, StrategyConfig
 
 
 class FirstFinishConfig(StrategyConfig):
@@ -28,13 +28,10 @@ class FirstFinishConfig(StrategyConfig):
     mode: Literal["async", "sync"] = "async"
 
 
-class FirstFinish:
+class FirstFinish(Configured[FirstFinishConfig]):
     name: ClassVar[str] = "first_finish"
     Config: ClassVar[type[StrategyConfig]] = FirstFinishConfig
     needs_scorer: ClassVar[bool] = False
-
-    def __init__(self, config: FirstFinishConfig) -> None:
-        self.config = config
 
     async def run(self, ctx: Context) -> Result:
         return await (self._sync(ctx) if self.config.mode == "sync" else self._async(ctx))

@@ -1,8 +1,11 @@
 """Particle filtering (Puri et al. 2025, its_hub).
 
-P particles advance one step at a time; weights are the softmax of PRM scores over a
-temperature, and the active particles are resampled (multinomial, seeded) after every
-step, so promising trajectories multiply and weak ones die out. Finished particles stay.
+P particles advance one step at a time. A particle's log-weight is the logit of its PRM
+reward (clipped away from 0 and 1), so a reward of 0.9 outweighs one of 0.1 by 81x, where a
+softmax over raw rewards would give 2.2x. After every step the whole population is resampled
+(multinomial, seeded) from softmax(log-weight / temperature): finished particles stay in it
+with their final weight, and one drawn again is copied, not continued. The search ends when
+every particle has finished; the answer is chosen among the finished particles left.
 """
 
 from __future__ import annotations
@@ -11,15 +14,17 @@ import asyncio
 import math
 import random
 from collections import Counter
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from pydantic import Field
 
-from ..runtime.context import Context
 from ..records.result import Result
 from ..records.trace import Node
-from ..verifiers.voting import select
-from .base import StrategyConfig
+from ..runtime.context import Context
+from ..verifiers.voting import Selection, select
+from .base import Aggregate, Configured, StrategyConfig
+
+CLIP = 1e-7  # rewards of exactly 0 or 1 would give infinite log-weights
 
 
 class ParticleFilteringConfig(StrategyConfig):
@@ -30,9 +35,20 @@ class ParticleFilteringConfig(StrategyConfig):
     step_tokens: int = Field(256, ge=1)
     final_tokens: int = Field(1024, ge=1)
     weight_temperature: float = Field(1.0, gt=0)
-    aggregate: str = "last"
-    selection: str = "best"
+    aggregate: Aggregate = "last"
+    selection: Selection = "best"  # best = highest weight
     seed: int = 0
+
+
+class Particle(NamedTuple):
+    node: Node
+    reward: float
+    done: bool
+
+
+def log_weight(reward: float) -> float:
+    p = min(max(reward, CLIP), 1 - CLIP)
+    return math.log(p / (1 - p))
 
 
 def softmax(values: list[float], temperature: float) -> list[float]:
@@ -42,37 +58,35 @@ def softmax(values: list[float], temperature: float) -> list[float]:
     return [e / total for e in exps]
 
 
-class ParticleFiltering:
+class ParticleFiltering(Configured[ParticleFilteringConfig]):
     name: ClassVar[str] = "particle_filtering"
     Config: ClassVar[type[StrategyConfig]] = ParticleFilteringConfig
     needs_scorer: ClassVar[bool] = True
 
-    def __init__(self, config: ParticleFilteringConfig) -> None:
-        self.config = config
-
     async def run(self, ctx: Context) -> Result:
         cfg = self.config
         rng = random.Random(cfg.seed)
-        particles: list[Node] = [ctx.tree.root] * cfg.particles
-        finished: list[tuple[Node, float]] = []
-        resamples = 0
+        population = [Particle(ctx.tree.root, 0.5, False)] * cfg.particles
+        resamples = kept_finished = 0
         for step in range(cfg.max_steps):
             last = step == cfg.max_steps - 1 or ctx.exhausted()
-            # identical particles (after resampling) share one request: one prefill, n samples
-            groups = Counter(p.id for p in particles)
+            # particles on one node (copies after resampling) share one request: one prefill, k samples
+            groups = Counter(p.node.id for p in population if not p.done)
             batches = await asyncio.gather(*(
-                ctx.expand(ctx.tree.node(pid), ctx.step_sampling(k, cfg.temperature, cfg.top_p, cfg.step_tokens, cfg.final_tokens, last), cfg.aggregate)
-                for pid, k in groups.items()
+                ctx.expand(ctx.tree.node(nid), ctx.step_sampling(k, cfg.temperature, cfg.top_p, cfg.step_tokens, cfg.final_tokens, last), cfg.aggregate)
+                for nid, k in groups.items()
             ))
-            children = [c for b in batches for c in b]
-            finished += [c for c in children if ctx.done(c[0]) or last]
-            active = [c for c in children if not (ctx.done(c[0]) or last)]
-            if not active:
+            children = [Particle(node, r, last or ctx.done(node)) for batch in batches for node, r in batch]
+            population = [p for p in population if p.done] + children
+            if all(p.done for p in population):
                 break
-            weights = softmax([s for _, s in active], cfg.weight_temperature)
-            for (node, _), w in zip(active, weights):
-                ctx.tree.set(node, weight=round(w, 6))
-            particles = [node for node, _ in rng.choices(active, weights=weights, k=len(active))]
+            weights = softmax([log_weight(p.reward) for p in population], cfg.weight_temperature)
+            for p, w in zip(population, weights):
+                ctx.tree.set(p.node, weight=w)
+            population = rng.choices(population, weights=weights, k=cfg.particles)
+            kept_finished += sum(p.done for p in population)
             resamples += 1
-        candidates = [ctx.candidate(node, score) for node, score in finished]
-        return ctx.result(self.name, select(candidates, cfg.selection), candidates, {"resamples": resamples})
+        finished = {p.node.id: p for p in population if p.done}.values()
+        candidates = [ctx.candidate(p.node, p.reward) for p in finished]
+        metrics = {"resamples": resamples, "finished_resampled": kept_finished}
+        return ctx.result(self.name, select(candidates, cfg.selection), candidates, metrics)

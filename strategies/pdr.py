@@ -23,7 +23,7 @@ from ..runtime.context import Context
 from ..records.result import Result
 from ..records.trace import Node
 from ..verifiers.voting import clusters
-from .base import StrategyConfig
+from .base import Aggregate, Configured, StrategyConfig
 
 SUMMARY_ASK = (
     "Here are several attempts at the problem above. Write a short summary for someone solving it: "
@@ -41,7 +41,7 @@ class PDRConfig(StrategyConfig):
     max_tokens: int = Field(1024, ge=1)  # per draft
     temperature: float = Field(0.8, ge=0)
     top_p: float = Field(1.0, gt=0, le=1)
-    aggregate: str = "last"
+    aggregate: Aggregate = "last"
 
     @model_validator(mode="after")
     def _check(self) -> "PDRConfig":
@@ -58,13 +58,10 @@ class SRConfig(PDRConfig):
     k: int = Field(1, ge=1)
 
 
-class PDR:
+class PDR(Configured[PDRConfig]):
     name: ClassVar[str] = "pdr"
     Config: ClassVar[type[StrategyConfig]] = PDRConfig
     needs_scorer: ClassVar[bool] = False
-
-    def __init__(self, config: PDRConfig) -> None:
-        self.config = config
 
     async def run(self, ctx: Context) -> Result:
         cfg = self.config

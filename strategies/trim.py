@@ -21,7 +21,7 @@ from pydantic import Field
 from ..runtime.context import Context
 from ..records.result import Result
 from ..verifiers.answer import extract
-from .base import StrategyConfig
+from .base import Configured, StrategyConfig
 
 
 class TrimConfig(StrategyConfig):
@@ -53,13 +53,10 @@ class _Watch:
         self.lock = asyncio.Lock()
 
 
-class Trim:
+class Trim(Configured[TrimConfig]):
     name: ClassVar[str] = "trim"
     Config: ClassVar[type[StrategyConfig]] = TrimConfig
     needs_scorer: ClassVar[bool] = False
-
-    def __init__(self, config: TrimConfig) -> None:
-        self.config = config
 
     def _judge(self, ctx: Context) -> Any:
         if ctx.scorer is not None and hasattr(ctx.scorer, "p_yes"):

@@ -66,18 +66,22 @@ async def test_beam_search_dedup_and_lookahead():
     assert r.answer == "7"
 
 
-async def test_dvts_subtrees_never_compete():
+async def test_dvts_subtrees_never_compete_and_all_n_leaves_vote():
     b, scorer = backend(), KeywordScorer()
     r = await Solver(b, make_strategy("dvts", n=8, width=4), scorer).solve(PROBLEM)
     g = r.trace.graph
-    assert len(r.candidates) == 2  # N/M subtrees, one final each
     for depth in (1, 2, 3):
         nodes = depth_nodes(r, depth)
         assert len(nodes) == 8  # each subtree expands its own node M times
         parents = {next(iter(g.predecessors(n))) for n in nodes}
         # one parent per subtree (both start at the prompt): no subtree took another's beam
         assert len(parents) == (1 if depth == 1 else 2)
-        assert {g.nodes[n].get("subtree") for n in nodes if g.nodes[n].get("subtree") is not None} <= {0, 1}
+        assert {g.nodes[n]["subtree"] for n in nodes} == {0, 1}
+    # N leaves: the M last-step siblings of each of the N/M subtrees
+    assert len(r.candidates) == 8 and len({c.node for c in r.candidates}) == 8
+    by_parent = Counter(next(iter(g.predecessors(c.node))) for c in r.candidates)
+    assert sorted(by_parent.values()) == [4, 4]
+    assert all(g.nodes[c.node]["depth"] == 4 for c in r.candidates)
     assert r.answer == "7"
 
 
@@ -106,12 +110,43 @@ async def test_first_finish_ignores_length_capped_samples_and_sync_mode():
 async def test_particle_filtering_resamples_towards_high_weights():
     r = await Solver(backend(), make_strategy("particle_filtering", particles=8, weight_temperature=0.05), KeywordScorer()).solve(PROBLEM)
     g = r.trace.graph
-    for n in depth_nodes(r, 2):
+    second = depth_nodes(r, 2)
+    assert len(second) == 8
+    for n in second:
         parent = next(iter(g.predecessors(n)))
-        assert "good" in g.nodes[parent]["step"]  # bad particles (weight ~1e-7) were resampled away
-    weights = [a["weight"] for _, a in g.nodes(data=True) if "weight" in a]
-    assert weights and abs(sum(w for n, w in ((n, a.get("weight")) for n, a in g.nodes(data=True) if a["depth"] == 1) if w) - 1) < 1e-6
-    assert r.metrics["resamples"] >= 1 and r.answer == "7"
+        assert "good" in g.nodes[parent]["step"]  # bad particles were resampled away
+    first = [g.nodes[n]["weight"] for n in depth_nodes(r, 1)]
+    assert len(first) == 8 and sum(first) == pytest.approx(1.0)
+    assert r.metrics["resamples"] == 3 and r.answer == "7"
+
+
+async def test_particle_filtering_log_weight_is_the_logit_of_the_reward():
+    r = await Solver(backend(), make_strategy("particle_filtering", particles=8), KeywordScorer()).solve(PROBLEM)
+    g = r.trace.graph
+    weights = {"good" in g.nodes[n]["step"]: g.nodes[n]["weight"] for n in depth_nodes(r, 1)}
+    # logit(0.9) - logit(0.1) = ln 81: a softmax over the raw rewards would give e^0.8 = 2.2
+    assert weights[True] / weights[False] == pytest.approx(81.0, rel=1e-9)
+
+
+def early_finisher(call):
+    depth = call.generated.count("\n\n")
+    if depth == 0 and call.index == 0:
+        return "Quick: \\boxed{7}"
+    return "So \\boxed{9}" if depth >= 3 else f"slow step {depth}.\n\n"
+
+
+class SureScorer:
+    async def score(self, problem, steps):
+        return [0.9999 if "{7}" in s else 0.0001 for s in steps]
+
+
+async def test_particle_filtering_keeps_finished_particles_and_resamples_them():
+    b = ScriptedBackend(early_finisher)
+    r = await Solver(b, make_strategy("particle_filtering", particles=4), SureScorer()).solve(PROBLEM)
+    # the finished particle (weight ~1 - 1e-8) is drawn four times: every copy is finished, none is continued
+    assert r.metrics["finished_resampled"] == 4 and r.metrics["resamples"] == 1
+    assert r.ledger.requests == 1 and not depth_nodes(r, 2)
+    assert [c.answer for c in r.candidates] == ["7"] and r.answer == "7"
 
 
 async def test_budget_stops_cleanly_and_still_answers():
