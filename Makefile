@@ -9,7 +9,7 @@ comma := ,
 export PONDER_HOME ?= $(HOME)/.cache/ponder
 MODEL := $(PONDER_HOME)/models/smollm2-135m-instruct/config.json
 
-.PHONY: test demo install model bench clean
+.PHONY: test test-fast demo install model bench clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -32,8 +32,16 @@ model: $(MODEL)
 test: install model
 	$(VENV)/bin/python -m pytest -q tests
 
+# the scripted backend and pure Python: no engine, no server
+test-fast: install
+	$(VENV)/bin/python -m pytest -q -m "not engine and not server" tests
+
+# greedy, majority voting (with pass@8 coverage) and beam search on one engine, then the table and plot
+DEMO := configs/demo/greedy.yaml configs/demo/majority.yaml configs/demo/beam_search.yaml
 demo: install model
-	$(VENV)/bin/ponder run configs/demo.yaml --set name=demo-$$(date +%Y%m%d-%H%M%S)
+	@out=runs/demo-$$(date +%Y%m%d-%H%M%S) && \
+	$(VENV)/bin/ponder run $(DEMO) --set output_dir=$$out && \
+	$(VENV)/bin/ponder report $$out/greedy $$out/majority $$out/beam_search --plot $$out/accuracy_vs_tokens.png
 
 bench: install model
 	$(VENV)/bin/python bench/engine.py

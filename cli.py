@@ -103,7 +103,7 @@ def grade(
 
 @app.command()
 def run(
-    config: str = typer.Argument(..., help="YAML run config"),
+    configs: list[str] = typer.Argument(..., help="YAML run config(s); several run one after another on one engine"),
     limit: int = typer.Option(None, "--limit", help="only the first N problems"),
     resume: bool = typer.Option(False, "--resume", help="continue a run directory: skip answered ids, retry errored ones"),
     set_: list[str] = typer.Option([], "--set", help="override a key: section.key=value (repeatable)"),
@@ -114,43 +114,66 @@ def run(
     """Run a dataset through a strategy into runs/NAME (results.jsonl, traces, summary.json, engine.log).
     Exits 1 when some problems ended in an error (each is a record with an `error`)."""
     import asyncio
+    import time
 
     from .backends.models import ModelError
     from .app.batch import execute, prepare, run_dir
     from .app.run_config import load_run_config
+    from .app.store import RunStore
     from .app.terminal import Terminal, log_file
 
     term = Terminal(None if verbose else log_file("run"))
     try:
-        cfg = load_run_config(config, set_)
-        problems = prepare(cfg, limit, data_dir)
+        plans = []
+        for path in configs:
+            cfg = load_run_config(path, set_)
+            plans.append((cfg, prepare(cfg, limit, data_dir)))
+            RunStore(run_dir(cfg)).check_resume(cfg.model_dump(mode="json"), resume)
+        dirs = [run_dir(cfg) for cfg, _ in plans]
+        if len(set(dirs)) != len(dirs):
+            raise ValueError("two configs write to one run directory: give each its own name")
+        if any(cfg.backend != plans[0][0].backend for cfg, _ in plans):
+            raise ValueError("configs run together share one engine: their backend sections must be equal")
     except (ModelError, ValueError) as e:
         _drop_log(term)
         fail(str(e), term)
-    where = run_dir(cfg)
-    term.say(f"run {cfg.name}: model {cfg.backend.model}, strategy {cfg.strategy.name}, dataset {cfg.dataset.name} ({len(problems)} problems)")
-    term.say(f"results: {where}/results.jsonl" + ("" if verbose else f", engine log: {where}/engine.log"))
+    first = plans[0][0]
+    for cfg, problems in plans:
+        term.say(f"run {cfg.name}: model {cfg.backend.model}, strategy {cfg.strategy.name}, dataset {cfg.dataset.name} ({len(problems)} problems)")
+    term.say(f"results: {dirs[0] if len(dirs) == 1 else dirs[0].parent}" + ("" if verbose else f", engine log: {dirs[0]}/engine.log"))
+
+    async def go() -> list:
+        started = time.monotonic()
+        backend = first.backend.build(first.seed)
+        term.say(f"engine ready in {time.monotonic() - started:.0f} s")
+        try:
+            return [await execute(cfg, problems, resume=resume, progress=not quiet, backend=backend, terminal=term) for cfg, problems in plans]
+        finally:
+            await backend.close()
+
     try:
-        outcome = asyncio.run(execute(cfg, problems, resume=resume, progress=not quiet, terminal=term))
+        outcomes = asyncio.run(go())
     except ValueError as e:
-        _drop_log(term)
         fail(str(e), term)
     except ModelError as e:
         fail(f"{e}" + (f" (engine log: {term.log})" if term.log else ""), term)
     except KeyboardInterrupt:
         fail("interrupted; finished problems are saved: run again with --resume", term)
     except Exception as e:  # the engine died or a server went away mid-run
-        first = str(e).splitlines()[0] if str(e) else ""
+        first_line = str(e).splitlines()[0] if str(e) else ""
         log = f" (engine log: {term.log})" if term.log else ""
-        fail(f"run stopped: {type(e).__name__}: {first}; finished problems are saved: run again with --resume{log}", term)
-    s = outcome.summary
-    acc = "-" if s["accuracy"] is None else f"{s['accuracy']:.3f}"
-    term.show(
-        f"{outcome.directory}: {s['problems']} problems ({outcome.skipped} from before), accuracy {acc}, "
-        f"{s['generated_per_problem']} generated tokens/problem, cache hit {s['cache_hit_rate']:.0%}, {s['wall_s']} s"
-    )
-    if outcome.errors:
-        fail(f"{outcome.errors} of {s['problems']} problems failed (the `error` field in results.jsonl); run again with --resume to retry them", term, 1)
+        fail(f"run stopped: {type(e).__name__}: {first_line}; finished problems are saved: run again with --resume{log}", term)
+    for outcome in outcomes:
+        s = outcome.summary
+        acc = "-" if s["accuracy"] is None else f"{s['accuracy']:.3f}"
+        errors = f", {s['errors']} errored" if s["errors"] else ""
+        term.show(
+            f"{outcome.directory}: {s['problems']} problems ({outcome.skipped} from before){errors}, accuracy {acc}, "
+            f"{s['generated_per_problem']} generated tokens/problem, cache hit {s['cache_hit_rate']:.0%}, {s['wall_s']} s"
+        )
+    failed, total = sum(o.errors for o in outcomes), sum(o.summary["problems"] for o in outcomes)
+    if failed:
+        fail(f"{failed} of {total} problems failed (the `error` field in results.jsonl); run again with --resume to retry them", term, 1)
 
 
 def _drop_log(term: object) -> None:

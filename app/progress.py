@@ -37,7 +37,7 @@ class Progress:
         rate = ledger.generated_tokens / max(time.monotonic() - self.started, 1e-6)
         hit = ledger.cached_tokens / ledger.prompt_tokens if ledger.prompt_tokens else 0.0
         acc = f"acc {self.correct / self.graded:.1%}" if self.graded else "acc -"
-        errors = f" | {self.errors} errors" if self.errors else ""
+        errors = f" | {self.errors} errored" if self.errors else ""
         self._bar.update(self._task, advance=1, stats=f"{acc}{errors} | {rate:.0f} tok/s | cache hit {hit:.0%}")
 
     def __exit__(self, *exc: object) -> None:

@@ -21,12 +21,13 @@ def read_summaries(dirs: list[Path]) -> list[dict[str, Any]]:
 
 
 def table(summaries: list[dict[str, Any]]) -> str:
-    head = f"{'run':24} {'strategy':20} {'n':>5} {'acc':>7} {'gen tok/prob':>12} {'verif':>7} {'cache hit':>9} {'wall s':>8}"
+    head = f"{'run':24} {'strategy':20} {'n':>5} {'acc':>7} {'cover':>7} {'gen tok/prob':>12} {'verif':>7} {'cache hit':>9} {'wall s':>8}"
     rows = [head, "-" * len(head)]
     for s in summaries:
         acc = "-" if s["accuracy"] is None else f"{s['accuracy']:.3f}"
+        cover = "-" if s.get("coverage") is None else f"{s['coverage']:.3f}"  # older summaries lack it
         rows.append(
-            f"{s['name'][:24]:24} {s['strategy'][:20]:20} {s['problems']:5d} {acc:>7} {s['generated_per_problem']:12.1f} "
+            f"{s['name'][:24]:24} {s['strategy'][:20]:20} {s['problems']:5d} {acc:>7} {cover:>7} {s['generated_per_problem']:12.1f} "
             f"{s['verifier_calls']:7d} {s['cache_hit_rate']:9.2f} {s['wall_s']:8.1f}"
         )
     return "\n".join(rows)
@@ -49,12 +50,16 @@ def plot(summaries: list[dict[str, Any]], path: Path) -> Path:
         ax.plot(xs, ys, marker="o", label=strategy)
         for s, x, y in zip(runs, xs, ys):
             ax.annotate(s["name"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    covered = [s for s in summaries if s.get("coverage") is not None]
+    if covered:  # what a perfect verifier would pick out of the same samples
+        ax.scatter([s["generated_per_problem"] for s in covered], [s["coverage"] for s in covered],
+                   marker="^", facecolors="none", edgecolors="black", label="coverage (pass@n)")
     ax.set_xscale("log")
     ax.set_xlabel("generated tokens per problem")
     ax.set_ylabel("accuracy")
     ax.set_title("accuracy against compute")
     ax.grid(True, alpha=0.3)
-    if by_strategy:
+    if by_strategy or covered:
         ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -135,6 +135,7 @@ class RunStore:
             "name": name, "strategy": strategy, "problems": len(recs),
             "errors": sum(1 for r in recs if r.get("error")),
             "accuracy": round(sum(bool(r["correct"]) for r in graded) / len(graded), 4) if graded else None,
+            "coverage": coverage(graded),
             "tokens": tok, "generated_per_problem": round(tok["generated"] / len(recs), 1) if recs else 0,
             "verifier_calls": sum(r["verifier_calls"] for r in recs),
             "cache_hit_rate": round(tok["cached"] / tok["prompt"], 4) if tok["prompt"] else 0.0,
@@ -144,3 +145,16 @@ class RunStore:
         tmp.write_text(json.dumps(summary, indent=2))
         os.replace(tmp, self.dir / "summary.json")
         return summary
+
+
+def coverage(graded: list[dict[str, Any]]) -> float | None:
+    """The accuracy a perfect verifier would reach: the mean over problems of pass@k at the
+    largest k a strategy reports (best-of-n: any of the n right); None when a strategy reports
+    none. An errored problem covers nothing."""
+    per_problem = []
+    for r in graded:
+        ks = {int(k[5:]): v for k, v in r.get("metrics", {}).items() if k.startswith("pass@")}
+        if not ks and not r.get("error"):
+            return None
+        per_problem.append(ks[max(ks)] if ks else 0.0)
+    return round(sum(per_problem) / len(per_problem), 4) if per_problem else None

@@ -20,6 +20,7 @@ class Terminal:
     def __init__(self, log: Path | None = None) -> None:
         """`log`: where the engine's output goes; None keeps it on the terminal."""
         self.log = log
+        self.settled = False  # the log has reached its run directory
         if log is None:
             self.out: TextIO = sys.stdout
             self.err: TextIO = sys.stderr
@@ -42,7 +43,7 @@ class Terminal:
     def move_log(self, dest: Path) -> None:
         """Continue the log at `dest` (appending: a resumed run keeps its earlier log), keeping
         what was written so far."""
-        if self.log is None or self.log == dest:
+        if self.log is None or self.settled:  # several runs on one engine: the first keeps the log
             return
         old = self.log
         with dest.open("ab") as f, old.open("rb") as src:
@@ -54,6 +55,7 @@ class Terminal:
             src.seek(copied)
             shutil.copyfileobj(src, f)
         old.unlink()
+        self.settled = True
 
     def _point_at(self, path: Path, append: bool) -> None:
         sys.stdout.flush()

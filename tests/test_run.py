@@ -136,6 +136,6 @@ def test_run_limit_crash_resume_and_report(tmp_path):
 
 
 def test_every_shipped_config_loads():
-    for path in sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")):
+    for path in sorted((Path(__file__).parents[1] / "configs").rglob("*.yaml")):
         cfg = load_run_config(path)
         assert cfg.name and cfg.strategy.name
