@@ -1,49 +1,79 @@
 """DeepConf (Fu et al. 2025): confidence-filtered voting from token logprobs.
 
 Token confidence C_i = -mean of the top-k logprobs at position i (peaked distributions give
-large values); group confidence = mean of C over a sliding window of tokens; a trace's
-confidence is its lowest group confidence.
+large values), over the k alternatives only: vLLM adds the sampled token to the list when it
+is outside the top k, and that entry is dropped. Group confidence = mean of C over a sliding
+window of tokens; a trace's confidence is its lowest group confidence.
 - offline: sample n traces, keep the top η% by confidence, confidence-weighted majority vote.
-- online: `warmup` traces sampled in full set the threshold (the confidence that keeps η% of
-  them); the other traces stream, and one whose current window confidence falls below the
-  threshold is aborted at once. The vote runs over the warm-up traces that pass and the
-  traces that finished.
+- online: `warmup` traces (16 in the paper) sampled in full set the threshold at the
+  (100 - η)th percentile of their confidences; the other traces stream, and one whose
+  window confidence falls below the threshold is aborted at once. The vote runs over the
+  warm-up traces above the threshold and the traces that finished.
+Presets: DeepConf-low keeps η = 10% (aggressive), DeepConf-high η = 90% (conservative).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from collections import deque
 from typing import ClassVar, Literal, Sequence
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ..runtime.context import Context
 from ..records.result import Candidate, Result
-from ..records.trace import Node
+from ..records.trace import Node, StreamedChild
 from ..verifiers.voting import select
 from .base import Configured, StrategyConfig
 
 
+PRESETS = {"low": 10.0, "high": 90.0}  # η, percent of traces kept
+
+
 class DeepConfConfig(StrategyConfig):
     mode: Literal["offline", "online"] = "offline"
-    n: int = Field(16, ge=1)  # traces in all (online: warm-up included)
-    warmup: int = Field(4, ge=1)
-    eta: float = Field(10.0, gt=0, le=100)  # percent of traces kept
+    n: int = Field(32, ge=1)  # traces in all (online: warm-up included)
+    warmup: int = Field(16, ge=1)
+    preset: Literal["low", "high"] = "low"
+    eta: float | None = Field(None, gt=0, le=100)  # percent of traces kept; overrides the preset
     window: int = Field(2048, ge=1)
     top_k: int = Field(20, ge=1)
-    max_tokens: int = Field(2048, ge=1)
+    max_tokens: int = Field(8192, ge=1)
     temperature: float = Field(0.8, ge=0)
     top_p: float = Field(1.0, gt=0, le=1)
 
+    @model_validator(mode="after")
+    def _check(self) -> "DeepConfConfig":
+        if self.window > self.max_tokens // 2:
+            # a window that fills only near the end can never abort a trace in time
+            raise ValueError(f"window ({self.window}) must be at most half of max_tokens ({self.max_tokens}) so it can fill early")
+        if self.eta is not None and "preset" in self.model_fields_set:
+            raise ValueError("set preset or eta, not both")
+        return self
 
-def token_confidence(top: Sequence[float]) -> float:
+    @property
+    def keep_percent(self) -> float:
+        return self.eta if self.eta is not None else PRESETS[self.preset]
+
+
+def token_confidence(top: Sequence[float], k: int) -> float:
+    top = sorted(top, reverse=True)[:k]
     return -sum(top) / len(top) if top else 0.0
 
 
-def lowest_group_confidence(tops: Sequence[Sequence[float]], window: int) -> float:
-    conf = [token_confidence(t) for t in tops]
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile with linear interpolation between ranks (numpy's default)."""
+    xs = sorted(values)
+    pos = (len(xs) - 1) * q / 100
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def lowest_group_confidence(tops: Sequence[Sequence[float]], window: int, k: int) -> float:
+    conf = [token_confidence(t, k) for t in tops]
     if not conf:
         return 0.0
     if len(conf) <= window:
@@ -70,17 +100,18 @@ class DeepConf(Configured[DeepConfConfig]):
         first = cfg.n if cfg.mode == "offline" else min(cfg.warmup, cfg.n)
         traces = []
         for node, c in await ctx.extend_with(ctx.tree.root, self._sampling(ctx, first), warmup=cfg.mode == "online"):
-            conf = lowest_group_confidence(c.top_logprobs or (), cfg.window)
-            ctx.tree.set(node, confidence=round(conf, 4))
+            conf = lowest_group_confidence(c.top_logprobs or (), cfg.window, cfg.top_k)
+            ctx.tree.set(node, confidence=conf)
             traces.append((node, conf))
-        keep = max(1, math.ceil(len(traces) * cfg.eta / 100))
-        ranked = sorted(traces, key=lambda x: x[1], reverse=True)
-        threshold = ranked[keep - 1][1]
-        metrics: dict[str, float] = {"threshold": round(threshold, 4)}
         if cfg.mode == "offline":
-            voters = ranked[:keep]
+            keep = max(1, math.ceil(len(traces) * cfg.keep_percent / 100))
+            voters = sorted(traces, key=lambda x: x[1], reverse=True)[:keep]
+            threshold = voters[-1][1]
         else:
+            threshold = percentile([c for _, c in traces], 100 - cfg.keep_percent)
             voters = [t for t in traces if t[1] >= threshold]
+        metrics: dict[str, float] = {"threshold": threshold}
+        if cfg.mode == "online":
             online = await asyncio.gather(*(self._online(ctx, threshold) for _ in range(cfg.n - first)))
             voters += [t for t in online if t[0].finish != "abort"]
             metrics["aborted"] = sum(t[0].finish == "abort" for t in online)
@@ -90,25 +121,16 @@ class DeepConf(Configured[DeepConfConfig]):
     async def _online(self, ctx: Context, threshold: float) -> tuple[Node, float]:
         """Stream one trace; abort it when its window confidence drops below the threshold."""
         cfg = self.config
-        ids, pieces, tops = [], [], []
+        trace = StreamedChild(ctx.tree, ctx.tree.root)
         window: deque[float] = deque(maxlen=cfg.window)
-        low, finish, t0 = math.inf, "abort", ctx.tree.now()
-        stream = ctx.stream(ctx.tree.root, self._sampling(ctx, 1))
-        try:
+        low = math.inf
+        async with contextlib.aclosing(ctx.stream(ctx.tree.root, self._sampling(ctx, 1))) as stream:
             async for d in stream:
-                ids += d.token_ids
-                pieces.append(d.text)
-                for top in d.top_logprobs or ():
-                    tops.append(top)
-                    window.append(token_confidence(top))
+                trace.add(d)
+                window.extend(token_confidence(top, cfg.top_k) for top in d.top_logprobs or ())
                 if len(window) == window.maxlen or d.finish_reason is not None:
                     low = min(low, sum(window) / max(len(window), 1))
-                if d.finish_reason is not None:
-                    finish = d.finish_reason
-                elif len(window) == window.maxlen and low < threshold:
+                if d.finish_reason is None and len(window) == window.maxlen and low < threshold:
                     break  # low confidence: stop spending tokens on this trace
-        finally:
-            await stream.aclose()
-        conf = low if low != math.inf else lowest_group_confidence(tops, cfg.window)
-        node = ctx.tree.add(ctx.tree.root, ids, "".join(pieces), finish, t0, confidence=round(conf, 4), warmup=False)
-        return node, conf
+        conf = low if low != math.inf else lowest_group_confidence(trace.tops, cfg.window, cfg.top_k)
+        return trace.node(confidence=conf, warmup=False), conf

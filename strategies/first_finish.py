@@ -2,8 +2,11 @@
 
 n samples stream concurrently; the first to finish with EOS (a length cap is no finish)
 is the answer and the rest are aborted at once, their tokens so far counted as aborted in
-the ledger. `sync` mode samples all n and returns the shortest EOS-finished one. If none
-finishes, majority over the truncated answers.
+the ledger. "First" is by the time a sample's last token arrived, not by the order its task
+ended: several may end in one wake-up, and one may get its last token just before the
+others are cancelled. Such a sample is finished, never labelled aborted. `sync` mode
+samples all n and returns the shortest EOS-finished one. If none finishes, majority over
+the truncated answers.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
+from ..backends.base import Sampling
 from ..runtime.context import Context
 from ..records.result import Result
-from ..records.trace import Node
+from ..records.trace import Node, StreamedChild
 from ..verifiers.voting import select
 from .base import Configured, StrategyConfig
 
@@ -44,43 +48,29 @@ class FirstFinish(Configured[FirstFinishConfig]):
     async def _async(self, ctx: Context) -> Result:
         cfg = self.config
         t0 = ctx.tree.now()
-        partial: dict[int, tuple[list[int], list[str]]] = {i: ([], []) for i in range(cfg.n)}
-        tasks = {
-            asyncio.create_task(self._one(ctx, ctx.sampling(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens), partial[i])): i
-            for i in range(cfg.n)
+        samples = [StreamedChild(ctx.tree, ctx.tree.root) for _ in range(cfg.n)]
+        pending = {
+            asyncio.create_task(self._one(ctx, ctx.sampling(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens), s))
+            for s in samples
         }
-        finished: list[Node] = []
-        winner: Node | None = None
-        pending = set(tasks)
         try:
-            while pending and winner is None:
+            while pending and not any(s.finish == "eos" for s in samples):
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
-                    ids, text, reason = task.result()
-                    node = ctx.tree.add(ctx.tree.root, ids, text, reason, t0, sample=tasks[task])
-                    finished.append(node)
-                    if reason == "eos" and winner is None:
-                        winner = node
+                    task.result()  # an engine error ends the search
         finally:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         latency = ctx.tree.now() - t0
-        for task in pending:  # the losers, as far as they got
-            ids, pieces = partial[tasks[task]]
-            ctx.tree.add(ctx.tree.root, ids, "".join(pieces), "abort", t0, sample=tasks[task])
-        metrics = {"latency_s": round(latency, 3), "aborted": len(pending)}
-        return self._answer(ctx, [winner] if winner else finished, metrics)
+        nodes = [s.node(sample=i) for i, s in enumerate(samples)]  # a sample without its last token: abort
+        eos = sorted((s.t_end, i) for i, s in enumerate(samples) if s.finish == "eos")
+        metrics = {"latency_s": round(latency, 3), "aborted": sum(n.finish == "abort" for n in nodes)}
+        return self._answer(ctx, [nodes[eos[0][1]]] if eos else nodes, metrics)
 
-    async def _one(self, ctx: Context, sampling, sink: tuple[list[int], list[str]]):
-        ids, pieces = sink
-        reason = "abort"
+    async def _one(self, ctx: Context, sampling: Sampling, sample: StreamedChild) -> None:
         async for d in ctx.stream(ctx.tree.root, sampling):
-            ids.extend(d.token_ids)
-            pieces.append(d.text)
-            if d.finish_reason is not None:
-                reason = d.finish_reason
-        return list(ids), "".join(pieces), reason
+            sample.add(d)
 
     def _answer(self, ctx: Context, nodes: list[Node], metrics: dict[str, float]) -> Result:
         finished = sorted((n for n in nodes if n.finish == "eos"), key=lambda n: len(n.generated_ids))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 
 import pytest
@@ -95,6 +96,35 @@ async def test_first_finish_returns_the_first_finisher_and_aborts_the_rest():
     aborted = [a for _, a in r.trace.graph.nodes(data=True) if a["finish"] == "abort"]
     assert len(aborted) == 3
     assert b.stats().aborted_requests == 3
+
+
+class LateEnd:
+    """A backend whose streams end some time after their last token arrived, as vLLM's do (the
+    reader still waits for the end marker): `tail(seed)` seconds."""
+
+    def __init__(self, inner, tail):
+        self.inner, self.tail = inner, tail
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    async def stream(self, ids, sampling):
+        async for d in self.inner.stream(ids, sampling):
+            yield d
+            if d.finish_reason is not None:
+                await asyncio.sleep(self.tail(sampling.seed))
+
+
+async def test_first_finish_winner_is_the_earliest_last_token_and_no_finisher_is_aborted():
+    lengths = [200, 40, 50, 200]
+    inner = ScriptedBackend(lambda c: "x" * lengths[c.seed % 4] + " \\boxed{5}", token_delay_s=0.002)
+    # sample 1 gets its last token first but its stream ends last: sample 2's task ends first
+    b = LateEnd(inner, lambda seed: 0.3 if seed % 4 == 1 else 0.0)
+    r = await Solver(b, make_strategy("first_finish", n=4)).solve(PROBLEM)
+    assert len(r.text) == 40 + len(" \\boxed{5}")
+    finish = {a["sample"]: a["finish"] for _, a in r.trace.graph.nodes(data=True) if "sample" in a}
+    assert finish == {0: "abort", 1: "eos", 2: "eos", 3: "abort"}  # sample 1 was cancelled after its last token
+    assert r.metrics["aborted"] == 2 == r.ledger.aborted_requests == inner.stats().aborted_requests
 
 
 async def test_first_finish_ignores_length_capped_samples_and_sync_mode():
