@@ -130,7 +130,7 @@ class StreamedChild:
     def __init__(self, trace: Trace, parent: Node) -> None:
         self.trace, self.parent = trace, parent
         self.ids: list[int] = []
-        self.pieces: list[str] = []
+        self.text = ""
         self.tops: list[tuple[float, ...]] = []
         self.finish: FinishReason | None = None
         self.t_start = trace.now()
@@ -138,14 +138,10 @@ class StreamedChild:
 
     def add(self, d: Delta) -> None:
         self.ids.extend(d.token_ids)
-        self.pieces.append(d.text)
+        self.text += d.text
         self.tops.extend(d.top_logprobs or ())
         if d.finish_reason is not None:
             self.finish, self.t_end = d.finish_reason, self.trace.now()
-
-    @property
-    def text(self) -> str:
-        return "".join(self.pieces)
 
     def node(self, finish: FinishReason | None = None, **attrs: object) -> Node:
         """The node in the trace; `finish` overrides the stream's own (a stream cut on purpose)."""

@@ -2,8 +2,10 @@
 
 The reasoning is streamed and split into thoughts at reflection markers ("\\n\\nWait", ...).
 For each finished thought a judge answers prefill-only yes/no questions by P(Yes) vs P(No):
-does this thought reach an answer, and is it the same answer as the previous one. Judge
-calls run as tasks beside decoding and never block it. The stream is cut when
+does this thought reach an answer, and is it the same answer as the previous one. Two
+answers that the rule-based check (verifiers.answer.equivalent) finds equal need no judge.
+Judge calls run as concurrent tasks beside decoding and never block it or each other; a
+failed call is retried once, then recorded and its question skipped. The stream is cut when
 - overthinking: M consecutive thoughts reached the same answer;
 - underthinking: R of the token budget or N thoughts passed without converging;
 - repetition: some n-gram of tokens came back `repeats` times (rolling hash);
@@ -14,14 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from ..runtime.context import Context
 from ..records.result import Result
-from ..verifiers.answer import extract
+from ..records.trace import StreamedChild
+from ..runtime.context import Context
+from ..verifiers.answer import equivalent, extract
 from .base import Configured, StrategyConfig
+
+SKIPPED = "\0skipped"  # a thought whose judge call failed twice: it neither breaks nor extends a run
 
 
 class TrimConfig(StrategyConfig):
@@ -38,19 +43,38 @@ class TrimConfig(StrategyConfig):
     repeats: int = Field(4, ge=2)
     answer_question: str = "Does this reasoning reach a final answer?"
     same_question: str = "Are these two answers the same?"
+    # rule_then_judge: equivalent answers agree without a judge call, the judge decides the rest
+    same_answer: Literal["rule_then_judge", "rule", "judge"] = "rule_then_judge"
 
 
 class _Watch:
-    """What the judge has said so far; updated by judge tasks in thought order."""
+    """What the judge has said so far. Tasks fill it in any order; `converged` reads it in
+    thought order without awaiting anything."""
 
     def __init__(self, agree: int) -> None:
         self.agree = agree
-        self.answers: dict[int, str | None] = {}
-        self.next = 0
-        self.last: str | None = None
-        self.run = 0
-        self.converged = False
-        self.lock = asyncio.Lock()
+        self.answers: list[asyncio.Future[str | None]] = []  # per thought: its answer, None, or SKIPPED
+        self.same: dict[int, bool] = {}  # thought i agrees with the thought before it
+        self.failures: list[str] = []
+        self.retries = 0
+
+    def converged(self) -> bool:
+        run = 0
+        for i, fut in enumerate(self.answers):
+            if not fut.done():
+                return False
+            answer = fut.result()
+            if answer == SKIPPED:
+                continue
+            if answer is None:
+                run = 0
+                continue
+            if i not in self.same:
+                return False
+            run = run + 1 if self.same[i] else 1
+            if run >= self.agree:
+                return True
+        return False
 
 
 class Trim(Configured[TrimConfig]):
@@ -65,69 +89,85 @@ class Trim(Configured[TrimConfig]):
 
         return Judge(ctx.backend)
 
-    async def _ask(self, ctx: Context, judge: Any, context: str, question: str) -> bool:
-        p = await judge.p_yes(context, question)
-        ctx.ledger.record_verifier(1, len(ctx.tokenizer.encode(context)))
-        return p >= 0.5
+    async def _ask(self, ctx: Context, judge: Any, watch: _Watch, context: str, question: str) -> bool | None:
+        """The judge's yes/no, or None when the call failed twice."""
+        for attempt in range(2):
+            try:
+                p = await judge.p_yes(context, question)
+            except Exception as e:  # noqa: BLE001 - any judge failure costs one question, not the detection
+                error = f"{type(e).__name__}: {e}"
+                watch.retries += attempt == 0
+                continue
+            ctx.ledger.record_verifier(1, len(ctx.tokenizer.encode(context)))
+            return p >= 0.5
+        watch.failures.append(error)
+        return None
 
     async def _judge_thought(self, ctx: Context, judge: Any, watch: _Watch, index: int, thought: str) -> None:
-        reached = await self._ask(ctx, judge, f"Problem: {ctx.problem.question}\n\nReasoning: {thought.strip()}", self.config.answer_question)
-        answer = extract(thought, ctx.problem.choices).text if reached else None
-        async with watch.lock:  # agreement is judged between consecutive thoughts, in order
-            watch.answers[index] = answer or None
-            while watch.next in watch.answers:
-                ans = watch.answers.pop(watch.next)
-                watch.next += 1
-                if ans is None:
-                    watch.run = 0
-                    continue
-                same = watch.last is not None and await self._ask(ctx, judge, f"Answer A: {watch.last}\nAnswer B: {ans}", self.config.same_question)
-                watch.run = watch.run + 1 if same else 1
-                watch.last = ans
-                if watch.run >= watch.agree:
-                    watch.converged = True
+        cfg, mine = self.config, watch.answers[index]
+        reached = await self._ask(ctx, judge, watch, f"Problem: {ctx.problem.question}\n\nReasoning: {thought.strip()}", cfg.answer_question)
+        answer = SKIPPED if reached is None else (extract(thought, ctx.problem.choices).text if reached else "") or None
+        mine.set_result(answer)
+        if answer is None or answer == SKIPPED:
+            return
+        previous = None
+        for fut in reversed(watch.answers[:index]):  # the last thought before this one that was not skipped
+            previous = await fut
+            if previous != SKIPPED:
+                break
+        if previous is None or previous == SKIPPED:
+            same = False
+        elif cfg.same_answer != "judge" and equivalent(previous, answer):
+            same = True
+        elif cfg.same_answer == "rule":
+            same = False
+        else:
+            same = bool(await self._ask(ctx, judge, watch, f"Answer A: {previous}\nAnswer B: {answer}", cfg.same_question))
+        watch.same[index] = same
 
     async def run(self, ctx: Context) -> Result:
         cfg = self.config
         judge = self._judge(ctx)
         watch = _Watch(cfg.agree)
-        tasks: set[asyncio.Task] = set()
-        ids: list[int] = []
-        text, start, thoughts, finish, decision = "", 0, 0, "eos", None
+        tasks: list[asyncio.Task] = []
+        start, decision = 0, None
         seen: dict[int, int] = {}
-        t0 = ctx.tree.now()
+        sample = StreamedChild(ctx.tree, ctx.tree.root)
         sampling = ctx.sampling(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens)
         async with contextlib.aclosing(ctx.stream(ctx.tree.root, sampling)) as stream:
             async for d in stream:
-                for t in d.token_ids:
-                    ids.append(t)
-                    if len(ids) >= cfg.ngram:
-                        key = hash(tuple(ids[-cfg.ngram:]))
+                sample.add(d)
+                for end in range(len(sample.ids) - len(d.token_ids), len(sample.ids)):
+                    if end + 1 >= cfg.ngram:
+                        key = hash(tuple(sample.ids[end + 1 - cfg.ngram : end + 1]))
                         seen[key] = seen.get(key, 0) + 1
                         if seen[key] >= cfg.repeats:
                             decision = decision or "repetition"
-                text += d.text
+                text = sample.text
                 cut = min((i for i in (text.find(m, start + 1) for m in cfg.markers) if i > start), default=-1)
                 if cut > 0:  # a thought ended where the next reflection begins
-                    tasks.add(asyncio.create_task(self._judge_thought(ctx, judge, watch, thoughts, text[start:cut])))
-                    thoughts, start = thoughts + 1, cut
-                if watch.converged:
+                    watch.answers.append(asyncio.get_running_loop().create_future())
+                    tasks.append(asyncio.create_task(self._judge_thought(ctx, judge, watch, len(tasks), text[start:cut])))
+                    start = cut
+                if watch.converged():
                     decision = "overthinking"
-                elif not decision and (len(ids) >= cfg.underthink_ratio * cfg.max_tokens or thoughts >= cfg.max_thoughts):
+                elif not decision and (len(sample.ids) >= cfg.underthink_ratio * cfg.max_tokens or len(tasks) >= cfg.max_thoughts):
                     decision = "underthinking"
-                if d.finish_reason is not None:
-                    finish = d.finish_reason
                 if decision:
                     break
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        node = ctx.tree.add(ctx.tree.root, ids, text, "abort" if decision else finish, t0, decision=decision or "none", thoughts=thoughts)
-        if decision:
+        trimmed = decision is not None and sample.finish != "eos"
+        node = sample.node(None if sample.finish else "abort", decision=decision or "none", thoughts=len(tasks), judge_failures=watch.failures)
+        if trimmed:
             steer_ids = ctx.tokenizer.encode(cfg.steer)
             steered = ctx.tree.add(node, steer_ids, cfg.steer, "stop", ctx.tree.now(), steer=True)
             (node,) = await ctx.extend(steered, ctx.sampling(temperature=0.0, max_tokens=cfg.final_tokens))
-        metrics = {"thoughts": thoughts, "trimmed": int(decision is not None), "streamed_tokens": len(ids)}
+        metrics = {
+            "thoughts": len(tasks), "trimmed": int(trimmed), "streamed_tokens": len(sample.ids),
+            "judge_failures": len(watch.failures), "judge_retries": watch.retries,
+        }
         if decision:
             metrics[decision] = 1
         chosen = ctx.candidate(node)
