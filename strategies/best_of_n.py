@@ -14,6 +14,7 @@ from pydantic import Field
 
 from ..runtime.context import Context
 from ..records.result import Result
+from ..records.trace import split_steps
 from ..verifiers.answer import equivalent
 from ..verifiers.voting import Selection, select
 from .base import Aggregate, Configured, StrategyConfig
@@ -46,8 +47,7 @@ class BestOfN(Configured[BestOfNConfig]):
         nodes = await ctx.extend(ctx.tree.root, sampling)
         scored = cfg.selection in ("weighted", "best")
         if scored:
-            steps = [[s for s in node.text.split(ctx.delimiter) if s.strip()] or [node.text] for node in nodes]
-            scores = await asyncio.gather(*(ctx.score(node, cfg.aggregate, st) for node, st in zip(nodes, steps)))
+            scores = await asyncio.gather(*(ctx.score(node, cfg.aggregate, split_steps(node.text, ctx.delimiter)) for node in nodes))
         else:
             scores = [None] * len(nodes)
         candidates = [ctx.candidate(node, s) for node, s in zip(nodes, scores)]

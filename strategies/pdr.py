@@ -6,9 +6,12 @@ writes one summary of agreements, contradictions, intermediate results and open 
 `top_k` (the k best drafts by verifier score, or by vote share without a scorer) or
 `random_k` (each generator gets its own k random drafts). Round r's drafts answer the
 question given the workspace. The last round has one draft, which is the answer. `sr` is
-the same loop with one draft per round. B_tot counts every generated token; B_seq the
-tokens on the accepted path (the longest draft of each round, plus the summaries), the
-latency-bound budget the paper reports.
+the same loop with one draft per round. A workspace made of drafts gives each draft an
+equal share of κ (its end, where the answer is), so every draft is seen. Summary and
+refinement prompts are rendered by the run's PromptConfig (system, chat or plain). When the
+budget stops the rounds early, the answer is the vote over the last round's drafts.
+B_tot counts every generated token; B_seq the tokens on the accepted path (the longest
+draft of each round, plus the summaries), the latency-bound budget the paper reports.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from pydantic import Field, model_validator
 
 from ..runtime.context import Context
 from ..records.result import Result
-from ..records.trace import Node
-from ..verifiers.voting import clusters
+from ..records.trace import Node, split_steps
+from ..verifiers.voting import clusters, select
 from .base import Aggregate, Configured, StrategyConfig
 
 SUMMARY_ASK = (
@@ -71,9 +74,11 @@ class PDR(Configured[PDRConfig]):
         for d in drafts:
             ctx.tree.set(d, round=1)
         b_seq = max(len(d.generated_ids) for d in drafts)
+        rounds = 1
         for r, m in enumerate(cfg.schedule[1:], start=2):
             if ctx.exhausted():
                 break
+            rounds = r
             workspaces, summary_tokens = await self._distill(ctx, drafts, m, rng)
             b_seq += summary_tokens
             # one shared workspace: one request with m samples; one workspace each: m requests
@@ -85,46 +90,56 @@ class PDR(Configured[PDRConfig]):
             ))
             drafts = [d for g in groups for d in g]
             b_seq += max(len(d.generated_ids) for d in drafts)
-        final = drafts[0]
-        chosen = ctx.candidate(final)
-        metrics = {"B_seq": b_seq, "B_tot": ctx.ledger.generated_tokens, "rounds": len(cfg.schedule), "question_tokens": len(question_ids)}
-        return ctx.result(self.name, chosen, [ctx.candidate(d) for d in drafts], metrics)
+        candidates = [ctx.candidate(d) for d in drafts]
+        chosen = candidates[0] if len(candidates) == 1 else select(candidates, "majority")
+        metrics = {"B_seq": b_seq, "B_tot": ctx.ledger.generated_tokens, "rounds": rounds, "question_tokens": len(question_ids)}
+        return ctx.result(self.name, chosen, candidates, metrics)
 
     def _sampling(self, ctx: Context, n: int):
         cfg = self.config
         return ctx.sampling(n=n, temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens)
 
-    def _bound(self, ctx: Context, text: str) -> str:
+    def _bound(self, ctx: Context, text: str, tokens: int) -> str:
+        """The first `tokens` tokens of `text`."""
         ids = ctx.tokenizer.encode(text)
-        return text if len(ids) <= self.config.workspace_tokens else ctx.tokenizer.decode(ids[: self.config.workspace_tokens])
+        return text if len(ids) <= tokens else ctx.tokenizer.decode(ids[:tokens])
+
+    def _listing(self, ctx: Context, drafts: list[Node]) -> str:
+        """The drafts in at most κ tokens, each cut to an equal share from its end (where its
+        answer is), so no draft crowds out the others."""
+        heads = [f"Attempt {i + 1}:\n" for i in range(len(drafts))]
+        overhead = sum(len(ctx.tokenizer.encode(h + "\n\n")) + 2 for h in heads)  # +2: merges at the seams
+        share = max(1, (self.config.workspace_tokens - overhead) // len(drafts))
+        parts = []
+        for head, d in zip(heads, drafts):
+            ids = ctx.tokenizer.encode(d.text.strip())
+            parts.append(head + (ctx.tokenizer.decode(ids[-share:]) if len(ids) > share else d.text.strip()))
+        return self._bound(ctx, "\n\n".join(parts), self.config.workspace_tokens)
 
     async def _distill(self, ctx: Context, drafts: list[Node], m: int, rng: random.Random) -> tuple[list[str], int]:
         """Workspaces for the next round's m generators (one shared, or one each for random_k),
         and the tokens the operator itself generated."""
         cfg = self.config
         if cfg.distill == "summary":
-            listing = "\n\n".join(f"Attempt {i + 1}:\n{d.text.strip()}" for i, d in enumerate(drafts))
-            content = f"{ctx.problem.question}\n\n{self._bound(ctx, listing)}\n\n{SUMMARY_ASK}"
-            (summary,) = await ctx.sample(ctx.tokenizer.chat([{"role": "user", "content": content}]),
-                                          ctx.sampling(temperature=0.0, max_tokens=cfg.workspace_tokens), role="summary")
-            return [self._bound(ctx, summary.text)], len(summary.generated_ids)
+            # the question alone (not the solve-it template), then the drafts and the ask
+            prompt = ctx.prompt.model_copy(update={"template": "{question}"})
+            ids = prompt.ids(ctx.tokenizer, ctx.problem, f"\n\n{self._listing(ctx, drafts)}\n\n{SUMMARY_ASK}")
+            (summary,) = await ctx.sample(ids, ctx.sampling(temperature=0.0, max_tokens=cfg.workspace_tokens), role="summary")
+            return [self._bound(ctx, summary.text, cfg.workspace_tokens)], len(summary.generated_ids)
         if cfg.distill == "random_k":
-            return [self._join(ctx, rng.sample(drafts, min(cfg.k, len(drafts)))) for _ in range(m)], 0
-        return [self._join(ctx, await self._top(ctx, drafts))], 0
+            return [self._listing(ctx, rng.sample(drafts, min(cfg.k, len(drafts)))) for _ in range(m)], 0
+        return [self._listing(ctx, await self._top(ctx, drafts))], 0
 
     async def _top(self, ctx: Context, drafts: list[Node]) -> list[Node]:
         cfg = self.config
         if ctx.scorer is not None:
-            scores = await asyncio.gather(*(ctx.score(d, cfg.aggregate, [s for s in d.text.split(ctx.delimiter) if s.strip()] or [d.text]) for d in drafts))
+            scores = await asyncio.gather(*(ctx.score(d, cfg.aggregate, split_steps(d.text, ctx.delimiter)) for d in drafts))
         else:  # without a verifier, a draft's score is the share of drafts agreeing with its answer
             cands = [ctx.candidate(d) for d in drafts]
             share = {i: len(g) / len(drafts) for g in clusters(cands) for i in g}
             scores = [share.get(i, 0.0) for i in range(len(drafts))]
         ranked = sorted(range(len(drafts)), key=lambda i: scores[i], reverse=True)
         return [drafts[i] for i in ranked[: cfg.k]]
-
-    def _join(self, ctx: Context, drafts: list[Node]) -> str:
-        return self._bound(ctx, "\n\n".join(f"Attempt {i + 1}:\n{d.text.strip()}" for i, d in enumerate(drafts)))
 
 
 class SequentialRefinement(PDR):
