@@ -1,4 +1,4 @@
-"""Engines behind the Backend contract, found by name; heavy imports happen in the factory."""
+"""Engines behind the Backend contract, built by name; heavy imports happen in the factory."""
 
 from __future__ import annotations
 
@@ -6,20 +6,33 @@ from typing import Any
 
 from .base import Backend, BackendStats, Completion, Delta, Sampling, Tokenizer, Usage
 
-BACKENDS = ("vllm", "openai")
+BACKENDS = ("vllm", "openai", "scripted")
 
 
-def make_backend(name: str, **options: Any) -> Backend:
-    """`vllm`: in-process engine (options = EngineConfig fields); `openai`: HTTP client."""
-    if name == "vllm":
+def make_backend(kind: str, **options: Any) -> Backend:
+    """The one way to build a backend from a kind and its options.
+
+    - `vllm`: the in-process engine; options are EngineConfig fields (model, max_model_len, ...).
+    - `openai`: an OpenAI-compatible HTTP client; options are OpenAIConfig fields (endpoints, ...).
+    - `scripted`: the deterministic test backend; options are ScriptedBackend's arguments (script, ...).
+    Unknown or invalid options raise ValueError naming the field.
+    """
+    if kind == "vllm":
         from .vllm import EngineConfig, VllmBackend
 
         return VllmBackend(EngineConfig(**options))
-    if name == "openai":
+    if kind == "openai":
         from .openai import OpenAIBackend, OpenAIConfig
 
         return OpenAIBackend(OpenAIConfig(**options))
-    raise ValueError(f"unknown backend {name!r}: expected one of {', '.join(BACKENDS)}")
+    if kind == "scripted":
+        from .scripted import ScriptedBackend
+
+        try:
+            return ScriptedBackend(**options)
+        except TypeError as e:
+            raise ValueError(f"scripted backend: {e}") from None
+    raise ValueError(f"unknown backend {kind!r}: expected one of {', '.join(BACKENDS)}")
 
 
-__all__ = ["Backend", "BackendStats", "Completion", "Delta", "Sampling", "Tokenizer", "Usage", "make_backend"]
+__all__ = ["BACKENDS", "Backend", "BackendStats", "Completion", "Delta", "Sampling", "Tokenizer", "Usage", "make_backend"]

@@ -82,7 +82,11 @@ class Completion:
 
 @dataclass(frozen=True)
 class Delta:
-    """A streamed piece of one sample; the last delta has `finish_reason` and `usage` set."""
+    """A streamed piece of one sample; the last delta has `finish_reason` and `usage` set.
+
+    `cached_tokens` (prompt tokens the engine served from its prefix cache) is set on the
+    first delta where the engine reports it, so a stream left early can still be accounted
+    exactly; None where the engine reports it only at the end (HTTP servers)."""
 
     token_ids: tuple[int, ...]
     text: str
@@ -91,6 +95,7 @@ class Delta:
     token_logprobs: tuple[float, ...] | None = None
     top_logprobs: tuple[tuple[float, ...], ...] | None = None
     usage: Usage | None = None
+    cached_tokens: int | None = None
 
 
 def finish_reason(reason: str | None, stop_reason: object) -> tuple[FinishReason, str | None]:

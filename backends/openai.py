@@ -5,9 +5,9 @@ brings the sampled ids back, so continuations stay token-exact. With several end
 new prompt picks its server by rendezvous hashing (prompts spread out), and every request whose
 ids extend a prefix already sent (a continuation, a beam, another sample) goes where that
 prefix went, so it reuses the KV cache there; when a server fails, its requests move to the
-next server in their own order and the prefix follows them. 429, 5xx, refused connections and
-timeouts are retried with exponential backoff; a stream is retried only before its first
-token. Leaving a stream early closes the connection, which makes vLLM abort the request.
+next server in their own order and the prefix follows them. Retries, endpoint cool-off and
+Retry-After live in endpoints.py; a stream is retried only before its first token. Leaving a
+stream early closes the connection, which makes vLLM abort the request.
 """
 
 from __future__ import annotations
@@ -15,20 +15,18 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import random
 from collections import OrderedDict
 from typing import Any, AsyncIterator, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from .base import BackendStats, Completion, Delta, Sampling, Usage, finish_reason
+from .endpoints import RETRY_STATUS, Attempts, BackendError, Health, RetryPolicy
+from .meter import Meter
+from .sessions import Sessions
 from .tokenizer import HFTokenizer
 
-RETRY_STATUS = {408, 429, 500, 502, 503, 504}
-
-
-class BackendError(RuntimeError):
-    """A request that failed for good; the message is one line naming the endpoint(s)."""
+__all__ = ["BackendError", "OpenAIBackend", "OpenAIConfig", "RETRY_STATUS"]
 
 
 class OpenAIConfig(BaseModel):
@@ -42,9 +40,21 @@ class OpenAIConfig(BaseModel):
     connect_timeout_s: float = Field(10, gt=0)
     retries: int = Field(4, ge=0)
     backoff_s: float = Field(0.5, ge=0)
+    cooloff_s: float = Field(30, ge=0)  # a failed endpoint is tried last for this long
+    retry_after_max_s: float = Field(60, ge=0)  # longest Retry-After honoured
+    # A server that returns no token ids (no `return_token_ids` support) breaks token-exact
+    # continuation; re-encoding its text is only done when asked for here.
+    retokenize_missing_ids: bool = False
     affinity_block: int = Field(32, ge=1)  # prefixes are remembered in blocks of this many ids
     affinity_entries: int = Field(200_000, ge=1)
     max_connections: int = Field(256, ge=1)
+
+
+# transient failures: the request may be tried again (a stream only before its first token)
+def _transient() -> tuple[type[BaseException], ...]:
+    import aiohttp
+
+    return (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError)
 
 
 class OpenAIBackend:
@@ -52,13 +62,15 @@ class OpenAIBackend:
         from .models import resolve
 
         self.config = config or OpenAIConfig(**options)
-        self.endpoints = [e.rstrip("/") for e in self.config.endpoints]
-        self._tokenizer = HFTokenizer.load(resolve(self.config.model))
-        self._stats = BackendStats()
+        cfg = self.config
+        self.endpoints = [e.rstrip("/") for e in cfg.endpoints]
+        self._tokenizer = HFTokenizer.load(resolve(cfg.model))
+        self._meter = Meter()
         self.sent: dict[str, int] = {e: 0 for e in self.endpoints}  # requests per endpoint
         self.retried = 0
-        self._sessions: dict[int, Any] = {}  # one aiohttp session per event loop
-        self._served: str | None = self.config.served_model
+        self._health = Health(RetryPolicy(cfg.retries, cfg.backoff_s, cfg.cooloff_s, cfg.retry_after_max_s))
+        self._sessions = Sessions(self._new_session)
+        self._served: str | None = cfg.served_model
         self._affinity: OrderedDict[bytes, str] = OrderedDict()  # block-prefix digest -> endpoint
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -67,29 +79,20 @@ class OpenAIBackend:
         return self._tokenizer
 
     def stats(self) -> BackendStats:
-        return self._stats
+        return self._meter.stats
 
-    def _account(self, usage: Usage, aborted: bool = False) -> None:
-        s = self._stats
-        self._stats = BackendStats(s.requests + 1, s.aborted_requests + int(aborted), s.usage + usage)
-
-    def _session(self) -> Any:
+    def _new_session(self) -> Any:
         import aiohttp
 
-        loop = asyncio.get_running_loop()
-        session = self._sessions.get(id(loop))
-        if session is None or session.closed:
-            headers = {"Authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
-            timeout = aiohttp.ClientTimeout(total=self.config.timeout_s, connect=self.config.connect_timeout_s)
-            session = aiohttp.ClientSession(headers=headers, timeout=timeout, connector=aiohttp.TCPConnector(limit=self.config.max_connections))
-            self._sessions[id(loop)] = session
-        return session
+        headers = {"Authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
+        timeout = aiohttp.ClientTimeout(total=self.config.timeout_s, connect=self.config.connect_timeout_s)
+        return aiohttp.ClientSession(headers=headers, timeout=timeout, connector=aiohttp.TCPConnector(limit=self.config.max_connections))
+
+    def _session(self) -> Any:
+        return self._sessions.get()
 
     async def close(self) -> None:
-        loop = asyncio.get_running_loop()
-        session = self._sessions.pop(id(loop), None)
-        if session is not None:
-            await session.close()
+        await self._sessions.close()
 
     def _block_keys(self, ids: Sequence[int]) -> list[bytes]:
         """A digest of every whole-block prefix of `ids`, shortest first (one pass)."""
@@ -132,31 +135,48 @@ class OpenAIBackend:
                 raise BackendError(f"no endpoint answered GET /models ({', '.join(self.endpoints)}): {type(last).__name__}: {last}")
         return self._served
 
-    async def _post(self, ids: Sequence[int], body: dict[str, Any]) -> dict[str, Any]:
-        """POST /completions with retries; moves to the next endpoint after a connection failure."""
-        import aiohttp
+    def _attempts(self, ids: Sequence[int], what: str) -> Attempts:
+        return Attempts(self.route(ids), self._health, what, self._count_retry)
 
-        order = self.route(ids)
+    def _count_retry(self) -> None:
+        self.retried += 1
+
+    @staticmethod
+    async def _refused(attempts: Attempts, endpoint: str, response: Any) -> None:
+        """A non-200 answer: retried later if transient, else a BackendError now."""
+        text = (await response.text())[:200].replace("\n", " ")
+        if response.status not in RETRY_STATUS:
+            raise BackendError(f"{endpoint}: HTTP {response.status}: {text}")
+        attempts.failed(endpoint, f"HTTP {response.status}", response.headers.get("Retry-After"))
+
+    async def _post(self, ids: Sequence[int], body: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """POST /completions with retries: (the answer, the endpoint that gave it)."""
         body = {"model": await self._served_model(), "prompt": list(ids), **body}
-        errors: list[str] = []
-        for attempt in range(self.config.retries + 1):
-            endpoint = order[attempt % len(order)]  # a failed try moves on to the next server
+        attempts = self._attempts(ids, "request")
+        async for endpoint in attempts:
             try:
                 self.sent[endpoint] += 1
                 async with self._session().post(f"{endpoint}/completions", json=body) as r:
                     if r.status == 200:
+                        data = await r.json()  # a broken body raises ClientPayloadError: retried
+                        attempts.succeeded(endpoint)
                         self._remember(ids, endpoint)
-                        return await r.json()
-                    text = (await r.text())[:200].replace("\n", " ")
-                    if r.status not in RETRY_STATUS:
-                        raise BackendError(f"{endpoint}: HTTP {r.status}: {text}")
-                    errors.append(f"{endpoint}: HTTP {r.status}")
-            except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as e:
-                errors.append(f"{endpoint}: {type(e).__name__}")
-            if attempt < self.config.retries:
-                self.retried += 1
-                await asyncio.sleep(self.config.backoff_s * 2**attempt * (0.5 + random.random()))
-        raise BackendError(f"request failed after {self.config.retries + 1} attempts: {'; '.join(errors[-3:])}")
+                        return data, endpoint
+                    await self._refused(attempts, endpoint, r)
+            except _transient() as e:
+                attempts.failed(endpoint, type(e).__name__)
+        raise attempts.exhausted()
+
+    def _ids(self, choice: dict[str, Any], endpoint: str) -> tuple[int, ...]:
+        ids = choice.get("token_ids")
+        if ids is not None:
+            return tuple(ids)
+        if not self.config.retokenize_missing_ids:
+            raise BackendError(
+                f"{endpoint} returned no token ids (it needs vLLM's return_token_ids); "
+                "set retokenize_missing_ids to accept re-encoded text, which is not token-exact"
+            )
+        return tuple(self._tokenizer.encode(choice.get("text", "")))
 
     @staticmethod
     def _sampling_body(s: Sampling) -> dict[str, Any]:
@@ -168,58 +188,49 @@ class OpenAIBackend:
 
     # -- contract --------------------------------------------------------------------------------
     async def generate(self, prompt_ids: Sequence[int], sampling: Sampling) -> list[Completion]:
-        data = await self._post(prompt_ids, self._sampling_body(sampling))
-        usage = data.get("usage") or {}
-        cached = ((usage.get("prompt_tokens_details") or {}).get("cached_tokens")) or 0
-        prefill = Usage(len(prompt_ids), cached, 0)
+        data, endpoint = await self._post(prompt_ids, self._sampling_body(sampling))
+        prefill = Usage(len(prompt_ids), _cached(data.get("usage")), 0)
         out = []
         for i, ch in enumerate(sorted(data["choices"], key=lambda c: c["index"])):
-            ids = tuple(ch.get("token_ids") or self._tokenizer.encode(ch["text"]))
+            ids = self._ids(ch, endpoint)
             chosen, tops = _logprobs(ch.get("logprobs"))
             reason, hit = finish_reason(ch.get("finish_reason"), ch.get("stop_reason"))
             out.append(Completion(ids, ch["text"], reason, hit, chosen, tops, Usage(generated_tokens=len(ids)) + (prefill if i == 0 else Usage())))
-        self._account(sum((c.usage for c in out), Usage()))
+        self._meter.record(sum((c.usage for c in out), Usage()))
         return out
 
     async def stream(self, prompt_ids: Sequence[int], sampling: Sampling) -> AsyncIterator[Delta]:
-        import aiohttp
-
         if sampling.n != 1:
             raise ValueError(f"stream needs Sampling.n == 1, got {sampling.n}")
         body = {
             "model": await self._served_model(), "prompt": list(prompt_ids), **self._sampling_body(sampling),
             "stream": True, "stream_options": {"include_usage": True},
         }
-        order, errors = self.route(prompt_ids), []
+        attempts = self._attempts(prompt_ids, "stream")
         state = {"generated": 0, "finished": False}
         try:
-            for attempt in range(self.config.retries + 1):
-                endpoint = order[attempt % len(order)]
+            async for endpoint in attempts:
                 try:
                     self.sent[endpoint] += 1
                     async with self._session().post(f"{endpoint}/completions", json=body) as r:
                         if r.status == 200:
+                            attempts.succeeded(endpoint)
                             self._remember(prompt_ids, endpoint)
-                            async for delta in self._read_stream(r, len(prompt_ids), state):
+                            async for delta in self._read_stream(r, endpoint, len(prompt_ids), state):
                                 yield delta
                             return
-                        text = (await r.text())[:200].replace("\n", " ")
-                        if r.status not in RETRY_STATUS:
-                            raise BackendError(f"{endpoint}: HTTP {r.status}: {text}")
-                        errors.append(f"{endpoint}: HTTP {r.status}")
-                except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError) as e:
+                        await self._refused(attempts, endpoint, r)
+                except _transient() as e:
                     if state["generated"]:  # tokens were already handed out: no silent restart
                         raise BackendError(f"{endpoint}: stream broke after {state['generated']} tokens ({type(e).__name__})") from None
-                    errors.append(f"{endpoint}: {type(e).__name__}")
-                if attempt < self.config.retries:
-                    self.retried += 1
-                    await asyncio.sleep(self.config.backoff_s * 2**attempt * (0.5 + random.random()))
-            raise BackendError(f"stream failed after {self.config.retries + 1} attempts: {'; '.join(errors[-3:])}")
+                    attempts.failed(endpoint, type(e).__name__)
+            raise attempts.exhausted()
         finally:
             if not state["finished"] and state["generated"]:
-                self._account(Usage(len(prompt_ids), 0, state["generated"]), aborted=True)
+                # vLLM reports cached prompt tokens only in the closing usage chunk
+                self._meter.record(Usage(len(prompt_ids), 0, state["generated"]), aborted=True)
 
-    async def _read_stream(self, response: Any, prompt_len: int, state: dict[str, Any]) -> AsyncIterator[Delta]:
+    async def _read_stream(self, response: Any, endpoint: str, prompt_len: int, state: dict[str, Any]) -> AsyncIterator[Delta]:
         """Server-sent events to Deltas; the finishing chunk is held back until the usage chunk
         that follows it, so the last Delta carries finish reason and usage together."""
         last: Delta | None = None
@@ -230,7 +241,7 @@ class OpenAIBackend:
                 continue
             chunk = json.loads(line[5:])
             for ch in chunk.get("choices") or []:
-                ids = tuple(ch.get("token_ids") or ())
+                ids = self._ids(ch, endpoint)
                 state["generated"] += len(ids)
                 chosen, tops = _logprobs(ch.get("logprobs"))
                 if ch.get("finish_reason"):
@@ -239,31 +250,37 @@ class OpenAIBackend:
                 else:
                     yield Delta(ids, ch.get("text", ""), None, None, chosen, tops)
             if chunk.get("usage"):
-                cached = ((chunk["usage"].get("prompt_tokens_details") or {}).get("cached_tokens")) or 0
+                cached = _cached(chunk["usage"])
         if last is None:
-            raise BackendError("stream ended without a finish reason")
+            raise BackendError(f"{endpoint}: stream ended without a finish reason")
         usage = Usage(prompt_len, cached, state["generated"])
         state["finished"] = True
-        self._account(usage)
+        self._meter.record(usage)
         yield Delta(last.token_ids, last.text, last.finish_reason, last.stop_string, last.token_logprobs, last.top_logprobs, usage)
 
     async def prompt_logprobs(self, ids: Sequence[int], positions: Sequence[int]) -> list[float]:
         for p in positions:
             if not 1 <= p < len(ids):
                 raise ValueError(f"prompt_logprobs position {p} outside 1..{len(ids) - 1}")
-        data = await self._post(ids, {"max_tokens": 1, "temperature": 0.0, "prompt_logprobs": 0})
+        data, _ = await self._post(ids, {"max_tokens": 1, "temperature": 0.0, "prompt_logprobs": 0})
         table = data["choices"][0]["prompt_logprobs"]
-        self._account(Usage(len(ids), 0, 1))
+        self._meter.record(Usage(len(ids), _cached(data.get("usage")), 1))
         return [float(_entry(table[p], ids[p])) for p in positions]
 
     async def next_token_logprobs(self, ids: Sequence[int], candidates: Sequence[int]) -> list[float]:
         async def one(token: int) -> float:
-            data = await self._post(ids, {"max_tokens": 1, "temperature": 0.0, "logprobs": 0, "allowed_token_ids": [token]})
-            self._account(Usage(len(ids), 0, 1))
+            data, _ = await self._post(ids, {"max_tokens": 1, "temperature": 0.0, "logprobs": 0, "allowed_token_ids": [token]})
+            self._meter.record(Usage(len(ids), _cached(data.get("usage")), 1))
             return float(data["choices"][0]["logprobs"]["token_logprobs"][0])
 
         first = await one(candidates[0])  # the server caches the prefix for the others
         return [first] + list(await asyncio.gather(*(one(t) for t in candidates[1:])))
+
+
+def _cached(usage: dict[str, Any] | None) -> int:
+    """Prompt tokens served from the server's prefix cache (vLLM reports them with
+    --enable-prompt-tokens-details; 0 when the server does not say)."""
+    return ((usage or {}).get("prompt_tokens_details") or {}).get("cached_tokens") or 0
 
 
 def _entry(row: dict[str, Any], token: int) -> float:

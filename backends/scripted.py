@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import AsyncIterator, Callable, Sequence
 
 from .base import BackendStats, Completion, Delta, FinishReason, Sampling, Usage
+from .meter import Meter
 
 EOS = 0
 ASSISTANT = "<|assistant|>"
@@ -74,7 +75,7 @@ class ScriptedBackend:
         self._logprob = logprob
         self._tokenizer = CharTokenizer()
         self._cached_blocks: set[tuple[int, ...]] = set()
-        self._stats = BackendStats()
+        self._meter = Meter()
         self.calls: list[ScriptCall] = []  # every sample asked for, in order
 
     @property
@@ -82,7 +83,7 @@ class ScriptedBackend:
         return self._tokenizer
 
     def stats(self) -> BackendStats:
-        return self._stats
+        return self._meter.stats
 
     async def close(self) -> None:
         pass
@@ -133,10 +134,6 @@ class ScriptedBackend:
             ctx.append(t)
         return tuple(chosen), tuple(tops)
 
-    def _account(self, usage: Usage, aborted: bool = False) -> None:
-        s = self._stats
-        self._stats = BackendStats(s.requests + 1, s.aborted_requests + int(aborted), s.usage + usage)
-
     # -- contract -------------------------------------------------------------------------
     async def generate(self, prompt_ids: Sequence[int], sampling: Sampling) -> list[Completion]:
         prompt = tuple(prompt_ids)
@@ -153,7 +150,7 @@ class ScriptedBackend:
             chosen, tops = self._logprobs(prompt, ids, sampling.logprobs)
             usage = Usage(generated_tokens=len(ids)) + (prefill if i == 0 else Usage())
             out.append(Completion(tuple(ids), self._tokenizer.decode(ids), reason, hit, chosen, tops, usage))
-        self._account(sum((c.usage for c in out), Usage()))
+        self._meter.record(sum((c.usage for c in out), Usage()))
         return out
 
     async def stream(self, prompt_ids: Sequence[int], sampling: Sampling) -> AsyncIterator[Delta]:
@@ -170,24 +167,25 @@ class ScriptedBackend:
                 await asyncio.sleep(self._delay)
                 sent = j + 1
                 chosen, tops = self._logprobs(prompt + tuple(ids[:j]), [t], sampling.logprobs)
+                cached = prefill.cached_tokens if j == 0 else None
                 if sent < len(ids):
-                    yield Delta((t,), self._tokenizer.decode([t]), token_logprobs=chosen, top_logprobs=tops)
+                    yield Delta((t,), self._tokenizer.decode([t]), token_logprobs=chosen, top_logprobs=tops, cached_tokens=cached)
             self._remember(prompt + tuple(ids))
             usage = prefill + Usage(generated_tokens=len(ids))
-            self._account(usage)
-            yield Delta((ids[-1],), self._tokenizer.decode(ids[-1:]), reason, hit, chosen, tops, usage)
+            self._meter.record(usage)
+            yield Delta((ids[-1],), self._tokenizer.decode(ids[-1:]), reason, hit, chosen, tops, usage, cached)
         finally:
             if sent < len(ids):
-                self._account(prefill + Usage(generated_tokens=sent), aborted=True)
+                self._meter.record(prefill + Usage(generated_tokens=sent), aborted=True)
 
     async def prompt_logprobs(self, ids: Sequence[int], positions: Sequence[int]) -> list[float]:
         for p in positions:
             if not 1 <= p < len(ids):
                 raise ValueError(f"prompt_logprobs position {p} outside 1..{len(ids) - 1}")
-        self._account(Usage(prompt_tokens=len(ids)))
+        self._meter.record(Usage(prompt_tokens=len(ids)))
         return [self._logprob(ids[:p], ids[p]) for p in positions]
 
     async def next_token_logprobs(self, ids: Sequence[int], candidates: Sequence[int]) -> list[float]:
-        self._account(self._prefill(tuple(ids)))
+        self._meter.record(self._prefill(tuple(ids)))
         return [self._logprob(list(ids), c) for c in candidates]
 

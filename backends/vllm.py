@@ -12,95 +12,53 @@ import itertools
 import os
 from typing import Any, AsyncIterator, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from .base import BackendStats, Completion, Delta, Sampling, Usage, finish_reason
+from .engine_config import EngineConfig, engine_setup
 from .loop import LoopThread
+from .meter import Meter
 from .models import ModelError, resolve
 from .tokenizer import HFTokenizer
 
 _END = object()
 
-
-class EngineConfig(BaseModel):
-    """Engine options; `extra_args` passes any other AsyncEngineArgs field through."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    model: str = "smollm2-135m-instruct"
-    dtype: str = "auto"  # auto = float32 on CPU (no native bf16 there), the model's dtype on GPU
-    max_model_len: int = Field(4096, ge=64)
-    kv_cache_gib: float = Field(2.0, gt=0)  # CPU: KV cache size; GPU: see gpu_memory_utilization
-    gpu_memory_utilization: float = Field(0.85, gt=0, le=1)
-    block_size: int | None = 32  # CPU default 128 reuses prefixes too coarsely
-    max_num_seqs: int = Field(64, ge=1)
-    tensor_parallel_size: int = Field(1, ge=1)
-    enforce_eager: bool = True  # start in ~20 s instead of ~60 s with compilation
-    seed: int = 0
-    threads: int | None = Field(None, ge=1)  # CPU threads for the engine's matmuls
-    log_stats: bool = False  # keep vLLM's Prometheus counters (prefill tokens computed vs cached)
-    extra_args: dict[str, Any] = Field(default_factory=dict)
+__all__ = ["EngineConfig", "VllmBackend"]
 
 
 class VllmBackend:
     def __init__(self, config: EngineConfig | None = None, **overrides: Any) -> None:
-        self.config = (config or EngineConfig()).model_copy(update=overrides) if overrides else (config or EngineConfig())
+        config = config or EngineConfig()
+        # model_copy(update=...) skips validation; rebuilding from the merged fields does not
+        self.config = EngineConfig.model_validate({**config.model_dump(), **overrides}) if overrides else config
         self.model_path = resolve(self.config.model)
         self._ids = itertools.count()
-        self._stats = BackendStats()
+        self._meter = Meter()
         self._thread = LoopThread(f"vllm-{self.model_path.name}")
         try:
             self._engine, tok = self._thread.call(self._start())
         except Exception as e:
             self._thread.stop()
-            raise ModelError(f"vLLM could not start model {self.model_path}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
+            raise ModelError(f"vLLM could not start model {self.model_path}: {type(e).__name__}: {_first_line(e)}") from e
         self._tokenizer = tok
 
     # -- lifecycle ---------------------------------------------------------------------
     async def _start(self) -> tuple[Any, Any]:
-        cfg = self.config
-        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, int(cfg.kv_cache_gib))))
-        if cfg.threads:
-            os.environ.setdefault("OMP_NUM_THREADS", str(cfg.threads))
-        if self.model_path.is_dir():
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        from vllm.engine.arg_utils import AsyncEngineArgs
-        from vllm.platforms import current_platform
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # read once, at vLLM's import
         from vllm.v1.engine.async_llm import AsyncLLM
 
-        on_cpu = current_platform.is_cpu()
-        args: dict[str, Any] = dict(
-            model=str(self.model_path),
-            dtype=("float32" if on_cpu else "auto") if cfg.dtype == "auto" else cfg.dtype,
-            max_model_len=cfg.max_model_len,
-            enable_prefix_caching=True,
-            max_num_seqs=cfg.max_num_seqs,
-            tensor_parallel_size=cfg.tensor_parallel_size,
-            enforce_eager=cfg.enforce_eager,
-            seed=cfg.seed,
-            disable_log_stats=not cfg.log_stats,
-        )
-        if cfg.block_size:
-            args["block_size"] = cfg.block_size
-        if not on_cpu:
-            args["gpu_memory_utilization"] = cfg.gpu_memory_utilization
-        args.update(cfg.extra_args)
-        try:
-            engine_args = AsyncEngineArgs(**args)
-        except TypeError as e:
-            raise ValueError(f"engine option not understood by vLLM: {e}") from e
-        engine = AsyncLLM.from_engine_args(engine_args)
+        with engine_setup(self.config, self.model_path) as vllm_config:
+            engine = AsyncLLM.from_vllm_config(vllm_config, disable_log_stats=not self.config.log_stats)
         return engine, HFTokenizer.load(self.model_path)
 
     async def close(self) -> None:
-        engine = getattr(self, "_engine", None)
+        engine, self._engine = getattr(self, "_engine", None), None
         if engine is not None:
+            # Stop the output handler (and any request still running) on the engine's loop
+            # before the engine core goes: a handler still reading would see the core's exit
+            # as EngineDeadError and log a traceback on every normal shutdown.
+            await self._thread.run(_quiesce(engine))
             engine.shutdown()
-            # AsyncLLM.__del__ shuts down again; tracebacks of failed requests can keep the engine
-            # alive until interpreter exit, when that second call finds its module globals gone.
+            # AsyncLLM.__del__ shuts down again; by interpreter exit its module globals may be gone.
             engine.shutdown = lambda *args, **kwargs: None
-            self._engine = None
         self._thread.stop()
 
     # -- contract -------------------------------------------------------------------------
@@ -109,7 +67,7 @@ class VllmBackend:
         return self._tokenizer
 
     def stats(self) -> BackendStats:
-        return self._stats
+        return self._meter.stats
 
     @property
     def engine(self) -> Any:
@@ -134,10 +92,6 @@ class VllmBackend:
             output_kind=getattr(RequestOutputKind, kind), **extra,
         )
 
-    def _account(self, usage: Usage, aborted: bool = False) -> None:
-        s = self._stats  # only touched on the engine's loop thread
-        self._stats = BackendStats(s.requests + 1, s.aborted_requests + int(aborted), s.usage + usage)
-
     async def generate(self, prompt_ids: Sequence[int], sampling: Sampling) -> list[Completion]:
         return await self._thread.run(self._generate(list(prompt_ids), sampling))
 
@@ -156,7 +110,7 @@ class VllmBackend:
             chosen, tops = _logprobs(o.token_ids, o.logprobs)
             reason, hit = finish_reason(o.finish_reason, o.stop_reason)
             completions.append(Completion(tuple(o.token_ids), o.text, reason, hit, chosen, tops, usage))
-        self._account(sum((c.usage for c in completions), Usage()))
+        self._meter.record(sum((c.usage for c in completions), Usage()))
         return completions
 
     async def stream(self, prompt_ids: Sequence[int], sampling: Sampling) -> AsyncIterator[Delta]:
@@ -188,21 +142,22 @@ class VllmBackend:
         try:
             async for out in self._engine.generate(TokensPrompt(prompt_token_ids=ids), self._params(sampling, "DELTA"), f"s{next(self._ids)}"):
                 o = out.outputs[0]
+                first = generated == 0
                 generated += len(o.token_ids)
-                cached = out.num_cached_tokens or cached
+                cached = out.num_cached_tokens or cached  # known from the first output on
                 chosen, tops = _logprobs(o.token_ids, o.logprobs)
                 if out.finished:
                     finished = True
                     reason, hit = finish_reason(o.finish_reason, o.stop_reason)
                     usage = Usage(len(ids), cached, generated)
-                    self._account(usage, aborted=reason == "abort")
-                    put(Delta(tuple(o.token_ids), o.text, reason, hit, chosen, tops, usage))
+                    self._meter.record(usage, aborted=reason == "abort")
+                    put(Delta(tuple(o.token_ids), o.text, reason, hit, chosen, tops, usage, cached if first else None))
                 else:
-                    put(Delta(tuple(o.token_ids), o.text, None, None, chosen, tops))
+                    put(Delta(tuple(o.token_ids), o.text, None, None, chosen, tops, cached_tokens=cached if first else None))
             put(_END)
         except asyncio.CancelledError:
             if not finished:
-                self._account(Usage(len(ids), cached, generated), aborted=True)
+                self._meter.record(Usage(len(ids), cached, generated), aborted=True)
             raise
         except BaseException as e:  # surface engine errors to the consumer
             put(e)
@@ -222,7 +177,7 @@ class VllmBackend:
         final = None
         async for out in self._engine.generate(TokensPrompt(prompt_token_ids=ids), params, f"p{next(self._ids)}"):
             final = out
-        self._account(Usage(len(ids), final.num_cached_tokens or 0, 1))
+        self._meter.record(Usage(len(ids), final.num_cached_tokens or 0, 1))
         table = final.prompt_logprobs
         return [float(table[p][ids[p]].logprob) for p in positions]
 
@@ -243,7 +198,7 @@ class VllmBackend:
             final = None
             async for out in self._engine.generate(TokensPrompt(prompt_token_ids=ids), params, f"n{next(self._ids)}"):
                 final = out
-            self._account(Usage(len(ids), final.num_cached_tokens or 0, 1))
+            self._meter.record(Usage(len(ids), final.num_cached_tokens or 0, 1))
             return float(final.outputs[0].logprobs[0][token].logprob)
 
         first = await one(candidates[0])  # fills the cache for the others
@@ -258,3 +213,17 @@ def _logprobs(token_ids: Sequence[int], logprobs: Any) -> tuple[tuple[float, ...
         chosen.append(float(table[tid].logprob))
         tops.append(tuple(sorted((float(v.logprob) for v in table.values()), reverse=True)))
     return tuple(chosen), tuple(tops)
+
+
+async def _quiesce(engine: Any) -> None:
+    """Cancel every task on the engine's loop but this one: the output handler and requests
+    still in flight (their callers see CancelledError), and wait for them to end."""
+    me = asyncio.current_task()
+    tasks = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _first_line(e: BaseException) -> str:
+    return str(e).splitlines()[0] if str(e) else ""

@@ -136,3 +136,21 @@ async def test_next_token_logprobs_match_prompt_logprobs(backend):
         (want,) = await b.prompt_logprobs(ids + [c], [len(ids)])
         assert lp == pytest.approx(want, abs=2e-3)
     assert len(set(round(x, 4) for x in got)) == 3 and all(x <= 0 for x in got)
+
+
+async def test_a_stream_left_early_reports_its_cached_tokens(backend):
+    b, block = backend
+    ids = b.tokenizer.chat([{"role": "user", "content": "Tell me a long story about a lighthouse keeper. " * 6}])
+    await b.generate(ids, Sampling(max_tokens=2))  # puts the prompt's blocks in the prefix cache
+    before = b.stats()
+    first = None
+    async for d in b.stream(ids, Sampling(temperature=1.0, max_tokens=300, seed=4)):
+        first = d
+        break
+    await asyncio.sleep(0.3)
+    after = b.stats()
+    expected = (len(ids) - 1) // block * block
+    assert expected > 0
+    assert first.cached_tokens == expected  # known on the first delta, before the stream ends
+    assert after.aborted_requests == before.aborted_requests + 1
+    assert after.usage.cached_tokens - before.usage.cached_tokens == expected

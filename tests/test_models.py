@@ -36,3 +36,56 @@ def test_vllm_bad_engine_option_fails_clearly():
         VllmBackend(EngineConfig(extra_args={"no_such_option": 1}))
     with pytest.raises(ValueError, match="max_model_len"):
         EngineConfig(max_model_len=1)
+
+
+def test_concurrent_pulls_wait_for_one_conversion(tmp_path, monkeypatch):
+    """Threads racing on one model: one converts, the others wait and find its result."""
+    import threading
+    import time
+
+    from ponder.backends import gguf
+
+    monkeypatch.setenv("PONDER_HOME", str(tmp_path))
+    conversions = []
+
+    def slow_convert(src, out):
+        conversions.append(out)
+        time.sleep(0.5)
+        (out / "config.json").write_text("{}")
+
+    monkeypatch.setattr(gguf, "convert_gguf", slow_convert)
+    results, errors = [], []
+
+    def one():
+        try:
+            results.append(pull("smollm2-135m-instruct"))
+        except Exception as e:  # collected, so the assertion below names it
+            errors.append(e)
+
+    threads = [threading.Thread(target=one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(conversions) == 1
+    assert results == [tmp_path / "models" / "smollm2-135m-instruct"] * 4
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == [".smollm2-135m-instruct.lock", "smollm2-135m-instruct"]
+
+
+@pytest.mark.engine  # heavy like an engine start: two real GGUF conversions (~20 s each when alone)
+def test_two_processes_pulling_one_model_both_succeed(tmp_path):
+    """Two real `ponder models pull` at once: the second used to fail with ENOTEMPTY."""
+    import os
+    import subprocess
+
+    from .test_cli import PONDER
+
+    env = {**os.environ, "PONDER_HOME": str(tmp_path)}
+    procs = [subprocess.Popen([PONDER, "models", "pull", "smollm2-135m-instruct"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    target = tmp_path / "models" / "smollm2-135m-instruct"
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-2000:]
+        assert out.strip().splitlines()[-1] == str(target)
+    assert (target / "config.json").is_file() and list(target.glob("*.safetensors"))
+    assert not [p for p in (tmp_path / "models").iterdir() if p.name.startswith(".smollm2-135m-instruct-")]  # no temporary folder left
