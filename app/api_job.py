@@ -51,6 +51,12 @@ def strategy_config(name: str, request: ApiRequest) -> dict[str, Any]:
     return config
 
 
+def context_length(backend: Backend) -> int | None:
+    """The engine's context length where the backend knows it (the in-process engine does)."""
+    value = getattr(getattr(backend, "config", None), "max_model_len", None)
+    return value if isinstance(value, int) else None
+
+
 def ranked(result: Result) -> list[Candidate]:
     """The chosen candidate first, then the rest by votes for their answer, then by score."""
     cands = list(result.candidates)
@@ -98,7 +104,11 @@ class ApiJob:
         self.problem = Problem(id=uuid.uuid4().hex[:12], question=request.question)
         self.budget = Budget(generated_tokens=budget) if budget else Budget()
         base = self.prompt.ids(backend.tokenizer, self.problem)
-        self.backend = LimitedBackend(backend, RequestLimits(request.max_tokens, budget, request.stop), base)
+        room = context_length(backend)
+        if room is not None and len(base) >= room:
+            field = "prompt" if request.prompt is not None else "messages"
+            raise ApiError(400, f"{field}: the prompt is {len(base)} tokens; the model's context is {room}", field, code="context_length_exceeded")
+        self.backend = LimitedBackend(backend, RequestLimits(request.max_tokens, budget, request.stop, room), base)
 
     def _solver(self, seed: int) -> Solver:
         return Solver(self.backend, self.strategy, self.scorer, self.prompt, budget=self.budget, global_budget=self.budget, seed=seed)

@@ -25,6 +25,7 @@ class RequestLimits:
     sample_tokens: int | None = None  # per trajectory (the client's max_tokens)
     budget: int | None = None  # generated tokens over the whole request (the server's cap)
     stop: tuple[str, ...] = ()
+    context: int | None = None  # the engine's context length: no call asks for more than fits
 
 
 class LimitedBackend:
@@ -54,6 +55,8 @@ class LimitedBackend:
             cap = min(cap, self.limits.sample_tokens - self._generated(ids))
         if self._left is not None:
             cap = min(cap, self._left // s.n)
+        if self.limits.context is not None:
+            cap = min(cap, self.limits.context - len(ids))
         if cap < 1:
             return None
         if self._left is not None:

@@ -129,10 +129,11 @@ class Server:
         try:
             if chat:
                 await out.send(chunk(rid, chat, model, 0, "", role=True))
-            while not (task.done() and queue.empty()):
-                try:
-                    item = await asyncio.wait_for(queue.get(), self.config.keepalive_s) if not task.done() else queue.get_nowait()
-                except asyncio.TimeoutError:
+            while True:
+                item = await self.next_item(queue, task)
+                if item is None:
+                    if task.done():
+                        break
                     await out.keepalive()
                     continue
                 if isinstance(item, tuple):
@@ -162,6 +163,22 @@ class Server:
             if not task.done():  # the client went away (or writing to it failed): stop the solve
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+
+    async def next_item(self, queue: asyncio.Queue, task: asyncio.Task) -> Any:
+        """The next queued item; None once the solve ended with nothing left, or after
+        `keepalive_s` of quiet."""
+        if not queue.empty():
+            return queue.get_nowait()
+        if task.done():
+            return None
+        get = asyncio.ensure_future(queue.get())
+        try:
+            await asyncio.wait({get, task}, timeout=self.config.keepalive_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            get.cancel()
+        if get.done() and not get.cancelled():
+            return get.result()
+        return queue.get_nowait() if not queue.empty() else None
 
     async def models(self, _: Any) -> Any:
         names = ["ponder", *sorted(REGISTRY)]
