@@ -117,9 +117,7 @@ class MCTS(Configured[MCTSConfig]):
                 while len(inflight) < cfg.parallel and sims < cfg.simulations and not ctx.exhausted():
                     if not selectable(root):
                         break
-                    path = [root]
-                    while path[-1].children:
-                        path.append(pick(path[-1], [ch for ch in path[-1].children if selectable(ch)], cfg.c, cfg.rule, cfg.virtual_loss))
+                    path = self._select(root)
                     grant = tokens.take(cfg.k * self._cap(path[-1]))
                     tokens.settle(grant % cfg.k)  # each child gets the same cap
                     granted_calls = calls.take(cfg.k)
@@ -164,6 +162,13 @@ class MCTS(Configured[MCTSConfig]):
             chosen = ctx.candidate(node, ctx.tree.score(node))
             return ctx.result(self.name, chosen, [chosen], metrics)
         return ctx.result(self.name, self._answer(root, terminals, candidates), candidates, metrics)
+
+    def _select(self, root: Vertex) -> list[Vertex]:
+        """The path from the root to a leaf that is neither terminal nor being expanded."""
+        cfg, path = self.config, [root]
+        while path[-1].children:
+            path.append(pick(path[-1], [ch for ch in path[-1].children if selectable(ch)], cfg.c, cfg.rule, cfg.virtual_loss))
+        return path
 
     def _cap(self, leaf: Vertex) -> int:
         cfg = self.config
