@@ -214,6 +214,7 @@ def serve(
     max_tokens_per_request: int = typer.Option(16384, "--max-tokens-per-request", help="generated tokens one request may spend, all samples and steps"),
     max_concurrent: int = typer.Option(8, "--max-concurrent", help="requests solving at once; more get HTTP 429"),
     max_model_len: int = typer.Option(None, "--max-model-len", help="in-process engine context length"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="show engine logs live (default: $PONDER_HOME/logs/serve.log)"),
 ) -> None:
     """OpenAI-compatible /v1/chat/completions and /v1/completions in front of any strategy."""
     import asyncio
@@ -221,10 +222,12 @@ def serve(
     from aiohttp import web
 
     from .app.server import ServeConfig, make_app
+    from .app.terminal import Terminal, log_file
     from .backends import make_backend
     from .backends.models import ModelError
     from .strategies.base import strategy_class
 
+    term = Terminal(None if verbose else log_file("serve"))
     try:
         strategy_class(strategy)
         config = ServeConfig(strategy=strategy, scorer=scorer, api_key=api_key or None,
@@ -234,8 +237,8 @@ def serve(
         else:
             backend = make_backend("vllm", model=model, **({"max_model_len": max_model_len} if max_model_len else {}))
     except (ModelError, ValueError) as e:
-        fail(str(e).splitlines()[0])
-    typer.echo(f"serving on http://{host}:{port}/v1 (strategies as models; default {strategy})", err=True)
+        fail(str(e).splitlines()[0], term)
+    term.say(f"serving on http://{host}:{port}/v1 (strategies as models; default {strategy})" + (f"; engine log: {term.log}" if term.log else ""))
     try:
         # handler_cancellation: a client that disconnects cancels its solve, which aborts its engine requests
         web.run_app(make_app(backend, config), host=host, port=port, print=None, handler_cancellation=True)
