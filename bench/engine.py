@@ -72,11 +72,13 @@ async def _all(fn, n):
 def vllm_side(model_path, cfg, prompts, max_tokens):
     from vllm import LLM, SamplingParams
     from vllm.inputs import TokensPrompt
+    from vllm.platforms import current_platform
 
-    llm = LLM(
-        model=str(model_path), dtype="float32", max_model_len=cfg.max_model_len, enable_prefix_caching=True,
-        max_num_seqs=cfg.max_num_seqs, enforce_eager=True, block_size=cfg.block_size, seed=cfg.seed,
-    )
+    from ponder.backends.engine_config import engine_args, engine_env, scoped_env
+
+    # exactly the engine arguments and environment VllmBackend builds its engine with
+    with scoped_env(engine_env(cfg, model_path)):
+        llm = LLM(**engine_args(cfg, model_path, current_platform.is_cpu()))
     llm.generate([TokensPrompt(prompt_token_ids=prompts[0][:8])], SamplingParams(max_tokens=4), use_tqdm=False)
     t = time.perf_counter()
     outs = llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], SamplingParams(temperature=0.0, max_tokens=max_tokens), use_tqdm=False)

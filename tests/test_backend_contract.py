@@ -154,3 +154,25 @@ async def test_a_stream_left_early_reports_its_cached_tokens(backend):
     assert first.cached_tokens == expected  # known on the first delta, before the stream ends
     assert after.aborted_requests == before.aborted_requests + 1
     assert after.usage.cached_tokens - before.usage.cached_tokens == expected
+
+
+async def test_make_backend_builds_every_kind_and_names_bad_options():
+    from pydantic import ValidationError
+
+    from ponder.backends import make_backend
+    from ponder.backends.openai import OpenAIBackend
+
+    b = make_backend("scripted", script=["Take 1. So 17 + 25 = 42."])
+    assert isinstance(b, ScriptedBackend)
+    (c,) = await b.generate(prompt(b), Sampling(max_tokens=200))
+    assert c.text.startswith("Take 1.")
+    h = make_backend("openai", endpoints=["http://127.0.0.1:9/v1"], retokenize_missing_ids=True)
+    assert isinstance(h, OpenAIBackend) and h.config.retokenize_missing_ids
+    with pytest.raises(ValidationError, match="max_model_len"):
+        make_backend("vllm", max_model_len=1)  # validated before any engine starts
+    with pytest.raises(ValidationError, match="endpoint"):
+        make_backend("openai", endpoint="http://x")
+    with pytest.raises(ValueError, match="scripted backend.*no_such"):
+        make_backend("scripted", script=["x"], no_such=1)
+    with pytest.raises(ValueError, match="unknown backend 'nope': expected one of vllm, openai, scripted"):
+        make_backend("nope")

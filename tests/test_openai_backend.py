@@ -1,72 +1,26 @@
-"""The HTTP backend against a real `vllm serve` on 127.0.0.1, and `ponder serve` in front of it."""
+"""The HTTP backend against a real `vllm serve` on 127.0.0.1, and `ponder serve` in front of it.
+
+Fault paths a real server cannot produce on demand are in test_http_faults.py."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 
 import aiohttp
 import pytest
 
 from ponder.backends.base import Sampling
-from ponder.backends.models import pull
 from ponder.backends.openai import BackendError, OpenAIBackend, OpenAIConfig
 
+from .servers import free_port, wait_ready
 from .test_cli import PONDER
 
+# `vllm_server` is the session's real `vllm serve` (tests/conftest.py): (base url, process)
+
 QUESTION = [{"role": "user", "content": "Name three colours of the sea, and say what 17 + 25 is."}]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(url: str, proc: subprocess.Popen, timeout: float, log) -> None:
-    end = time.time() + timeout
-    while time.time() < end:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}: {open(log.name).read()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(1)
-    raise RuntimeError(f"server at {url} not ready after {timeout} s")
-
-
-@pytest.fixture(scope="module")
-def vllm_server(tmp_path_factory):
-    """A real vLLM OpenAI-compatible server with the embedded model, for this module only."""
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("server") / "vllm.log", "w")
-    cmd = [
-        sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(pull("smollm2-135m-instruct")),
-        "--served-model-name", "smollm2", "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
-        "--max-model-len", "1024", "--enforce-eager", "--block-size", "32", "--enable-prefix-caching",
-        "--enable-prompt-tokens-details", "--disable-log-stats",
-    ]
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "VLLM_LOGGING_LEVEL": "WARNING"}
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    try:
-        wait_ready(f"http://127.0.0.1:{port}/health", proc, 300, log)
-        yield f"http://127.0.0.1:{port}/v1", proc
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
 
 
 @pytest.fixture
@@ -136,7 +90,27 @@ async def test_prefix_affinity_and_failover(vllm_server):
     conts = await asyncio.gather(*(b.generate(p + list(o.token_ids), Sampling(max_tokens=4)) for p, (o,) in zip(prompts, outs)))
     assert b.sent[dead] == sent[dead]  # no continuation tried the dead server
     assert sum(c[0].usage.cached_tokens for c in conts) > 0
+    # the dead server cools off: new prompts that would go there first go elsewhere at once
+    fresh = [b.tokenizer.chat([{"role": "user", "content": f"Spell the word {i} backwards."}]) for i in range(40)]
+    dead_first = [p for p in fresh if b.route(p)[0] == dead][:3]
+    assert len(dead_first) == 3
+    for p in dead_first:
+        (o,) = await b.generate(p, Sampling(max_tokens=2))
+        assert o.token_ids
+    assert b.sent[dead] == sent[dead]
     await b.close()
+
+
+async def test_logprob_calls_report_the_servers_cached_tokens(client):
+    ids = client.tokenizer.chat([{"role": "user", "content": "Is the sea blue? Answer yes or no, then explain at length. " * 3}])
+    await client.generate(ids, Sampling(max_tokens=1))  # puts the prompt in the server's prefix cache
+    yes, no = client.tokenizer.encode("Yes")[0], client.tokenizer.encode("No")[0]
+    before = client.stats()
+    await client.next_token_logprobs(ids, [yes, no])
+    after = client.stats()
+    assert after.requests - before.requests == 2
+    assert after.usage.cached_tokens - before.usage.cached_tokens == 2 * ((len(ids) - 1) // 32 * 32) > 0
+    await client.close()
 
 
 async def test_bad_request_is_one_clear_error(client):
@@ -197,19 +171,3 @@ async def test_yaml_run_over_http_with_a_second_backend_for_the_prm(vllm_server,
     outcome = await execute(config, prepare(config, None, None), progress=False)
     assert outcome.summary["problems"] == 3 and outcome.summary["verifier_calls"] > 0
     assert outcome.summary["tokens"]["cached"] > 0  # beam steps continued token-exact prefixes on the server
-
-
-def test_server_killed_mid_run_is_a_clear_error(vllm_server):
-    url, proc = vllm_server
-    b = OpenAIBackend(OpenAIConfig(endpoints=[url], retries=2, backoff_s=0.05, served_model="smollm2"))
-
-    async def run():
-        ids = b.tokenizer.chat(QUESTION)
-        await b.generate(ids, Sampling(max_tokens=4))
-        os.killpg(proc.pid, signal.SIGKILL)  # this test runs last in the module: the server goes for good
-        proc.wait(30)
-        with pytest.raises(BackendError, match="failed after 3 attempts.*ClientConnectorError"):
-            await b.generate(ids, Sampling(max_tokens=4))
-        await b.close()
-
-    asyncio.run(run())
