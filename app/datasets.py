@@ -39,6 +39,7 @@ class DatasetConfig(BaseModel):
 
 
 NOT_SHIPPED = {"gpqa_diamond": "hf:Idavidrein/gpqa?config=gpqa_diamond&split=train"}
+SHIPPED = tuple(name for name in BUILTIN if name not in NOT_SHIPPED)  # in app/data/<name>.jsonl.gz
 
 
 def data_dir(override: str | Path | None = None) -> Path | None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import ponder.app
-from ponder.app.datasets import DatasetConfig, builtin_file, load
+from ponder.app.datasets import SHIPPED as SHIPPED_NAMES, DatasetConfig, builtin_file, load
 
 SHIPPED = {"gsm8k": 1319, "math500": 500, "aime24": 30, "aime25": 30, "amc23": 40, "humaneval": 164, "mbpp": 257}
 
@@ -20,6 +20,7 @@ def no_data_dir(monkeypatch):
 
 
 def test_every_shipped_set_loads_from_package_data():
+    assert set(SHIPPED_NAMES) == set(SHIPPED)
     package = Path(ponder.app.__file__).parent
     for name, count in SHIPPED.items():
         path = builtin_file(name, None)
