@@ -144,10 +144,11 @@ async def test_answer_modes():
 
 
 async def test_mcts_on_the_engine_continues_cached_prefixes_within_budget(engine):
-    config = dict(simulations=6, k=2, parallel=3, step_tokens=32, final_tokens=64, max_depth=3, max_tokens=400, max_verifier_calls=10)
-    s = Solver(engine, make_strategy("mcts", **config), ArithmeticScorer(), seed=2)
+    # steps are lines here, so the small model's answers have several
+    config = dict(simulations=6, k=2, parallel=3, step_tokens=48, final_tokens=64, max_depth=3, max_tokens=500, max_verifier_calls=10)
+    s = Solver(engine, make_strategy("mcts", **config), ArithmeticScorer(), seed=2, delimiter="\n")
     r = await s.solve(Problem(id="add", question="What is 12 + 7?", answer="19"))
-    assert r.ledger.generated_tokens <= 400 and r.ledger.verifier_calls <= 10
+    assert r.ledger.generated_tokens <= 500 and r.ledger.verifier_calls <= 10
     assert r.metrics["simulations"] >= 2 and r.text
     g = r.trace.graph
     deeper = [(req, p) for req, p in expansions(r).items() if p]

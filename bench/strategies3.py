@@ -1,0 +1,90 @@
+"""Benchmark of MCTS and adaptive consistency on the chain_sum set of bench/strategies.py.
+
+Rows, on one engine, one after another:
+- beam_search (the bench/strategies.py row) and mcts (W=4) given beam search's mean generated
+  tokens per problem as its hard token budget: accuracy, tokens, wall time;
+- mcts W=1 against W=4 at the same budget and a lower problem concurrency (so the batch is
+  not already filled by other problems): wall time and mean per-problem latency;
+- best_of_n majority at n = max_n against adaptive_consistency (waves of 4 up to max_n), same
+  temperature: samples and tokens saved, accuracy.
+
+Run: .venv/bin/python bench/strategies3.py [--problems 20] [--concurrency 16] [--w-concurrency 4] [--max-n 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from strategies import ROWS, STEP, problems, ratio, run  # noqa: E402  (bench/strategies.py)
+
+MCTS = dict(k=4, step_tokens=STEP["step_tokens"], final_tokens=STEP["final_tokens"], max_depth=STEP["max_steps"], simulations=64)
+
+
+async def votes(backend, name, config, items, concurrency):
+    """Accuracy, samples drawn (requests' samples) and generated tokens of a voting strategy."""
+    from ponder.runtime.solver import Solver
+    from ponder.strategies.base import make_strategy
+
+    solver = Solver(backend, make_strategy(name, **config), seed=1)
+    t = time.perf_counter()
+    results = await solver.solve_many(items, concurrency=concurrency)
+    wall = time.perf_counter() - t
+    samples = sum(r.metrics.get("launched", len(r.candidates)) for r in results)
+    return {
+        "acc": sum(bool(r.correct) for r in results) / len(results), "tokens": solver.ledger.generated_tokens,
+        "samples": samples, "aborted": solver.ledger.aborted_requests, "wall": wall,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--problems", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--w-concurrency", type=int, default=4)
+    ap.add_argument("--max-n", type=int, default=16)
+    ap.add_argument("--model", default="smollm2-135m-instruct")
+    args = ap.parse_args()
+
+    from ponder.backends.vllm import EngineConfig, VllmBackend
+
+    backend = VllmBackend(EngineConfig(model=args.model))
+    items = problems(args.problems, args.seed)
+    print(f"{len(items)} chain_sum problems (seed {args.seed}), model {args.model}\n")
+    print(f"{'row':22} {'conc':>4} {'acc':>5} {'gen tok':>8} {'verif':>6} {'wall s':>7} {'latency s':>9}")
+
+    def show(row, conc, m):
+        print(f"{row:22} {conc:4d} {m['acc']:5.2f} {m['tokens']:8d} {m['verifier']:6d} {m['wall']:7.1f} {m['latency']:9.2f}")
+
+    beam = asyncio.run(run(backend, *ROWS["beam_search"], items, args.concurrency))
+    show("beam_search", args.concurrency, beam)
+    budget = max(1, beam["tokens"] // len(items))
+    mcts = {}
+    for w, conc in ((4, args.concurrency), (4, args.w_concurrency), (1, args.w_concurrency)):
+        mcts[w, conc] = m = asyncio.run(run(backend, "mcts", dict(MCTS, parallel=w, max_tokens=budget), items, conc))
+        show(f"mcts W={w}", conc, m)
+
+    bon = asyncio.run(votes(backend, "best_of_n", dict(n=args.max_n, max_tokens=160), items, args.concurrency))
+    ada = asyncio.run(votes(backend, "adaptive_consistency", dict(wave=4, max_n=args.max_n, max_tokens=160), items, args.concurrency))
+    print(f"\n{'row':22} {'acc':>5} {'samples':>8} {'aborted':>8} {'gen tok':>8} {'wall s':>7}")
+    for row, m in ((f"best_of_n n={args.max_n}", bon), (f"adaptive max_n={args.max_n}", ada)):
+        print(f"{row:22} {m['acc']:5.2f} {m['samples']:8d} {m['aborted']:8d} {m['tokens']:8d} {m['wall']:7.1f}")
+
+    top = mcts[4, args.concurrency]
+    print(f"\nmcts vs beam_search at {budget} tokens per problem: accuracy {top['acc']:.2f} vs {beam['acc']:.2f}, "
+          f"tokens {ratio(top['tokens'], beam['tokens'])}, wall {ratio(top['wall'], beam['wall'])}")
+    w1, w4 = mcts[1, args.w_concurrency], mcts[4, args.w_concurrency]
+    print(f"mcts W=1 / W=4 (concurrency {args.w_concurrency}): wall {ratio(w1['wall'], w4['wall'])}, "
+          f"latency {ratio(w1['latency'], w4['latency'])} (accuracy {w1['acc']:.2f} vs {w4['acc']:.2f})")
+    print(f"adaptive vs best_of_n: samples {ratio(ada['samples'], bon['samples'])}, tokens {ratio(ada['tokens'], bon['tokens'])}, "
+          f"accuracy {ada['acc']:.2f} vs {bon['acc']:.2f}")
+    asyncio.run(backend.close())
+
+
+if __name__ == "__main__":
+    main()
