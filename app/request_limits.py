@@ -10,10 +10,12 @@ kept by config fields alone. LimitedBackend wraps the server's backend for one r
 - the client's stop strings are added to every call; a sample that hits one ends its
   trajectory (reported as a finish, not as a step boundary).
 A call with no room left is answered without the engine: n empty samples cut by length.
+Greedy calls for n > 1 samples go to the engine as n single requests (vLLM refuses them).
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, replace
 from typing import AsyncIterator, Sequence
 
@@ -78,7 +80,11 @@ class LimitedBackend:
             return [Completion((), "", "length") for _ in range(sampling.n)]
         generated = 0
         try:
-            out = await self.inner.generate(prompt_ids, s)
+            if s.temperature == 0 and s.n > 1:  # vLLM refuses n > 1 when greedy: n single requests (the prefix is cached)
+                one = replace(s, n=1)
+                out = [c for cs in await asyncio.gather(*(self.inner.generate(prompt_ids, one) for _ in range(s.n))) for c in cs]
+            else:
+                out = await self.inner.generate(prompt_ids, s)
             generated = sum(c.usage.generated_tokens for c in out)
         finally:
             self._release(s, generated)

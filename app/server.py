@@ -116,8 +116,11 @@ class Server:
     async def solve(self, job: ApiJob, emit: Any = None, first: Any = None) -> Outcome:
         try:
             return await job.run(emit, first)
-        except ValueError as e:  # bad input the engine or a strategy refused (a prompt over the context, say)
-            raise ApiError(400, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+        except Exception as e:
+            # bad input the engine or a strategy refused; vLLM's validation errors are not ValueErrors
+            if isinstance(e, ValueError) or type(e).__name__.endswith("ValidationError"):
+                raise ApiError(400, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+            raise
 
     async def stream(self, request: Any, job: ApiJob, chat: bool) -> Any:
         rid, model = new_id(chat), job.name
