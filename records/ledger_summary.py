@@ -7,7 +7,11 @@ from dataclasses import dataclass, fields
 
 @dataclass(frozen=True)
 class LedgerSummary:
-    """What one problem (or a whole run) spent. Aborted tokens are included in generated."""
+    """What one problem (or a whole run) spent. Aborted tokens are included in generated.
+
+    `requests` .. `aborted_tokens` are the policy's engine requests; `verifier_*` the engine
+    requests verifier calls made (`verifier_tokens`: the prompt tokens they sent). The
+    `engine_*` properties add both: what the engines were asked for in all."""
 
     requests: int = 0
     prompt_tokens: int = 0
@@ -16,8 +20,23 @@ class LedgerSummary:
     aborted_requests: int = 0
     aborted_tokens: int = 0
     verifier_calls: int = 0
+    verifier_requests: int = 0
     verifier_tokens: int = 0
+    verifier_cached_tokens: int = 0
+    verifier_generated_tokens: int = 0
     wall_s: float = 0.0
+
+    @property
+    def engine_requests(self) -> int:
+        return self.requests + self.verifier_requests
+
+    @property
+    def engine_prompt_tokens(self) -> int:
+        return self.prompt_tokens + self.verifier_tokens
+
+    @property
+    def engine_generated_tokens(self) -> int:
+        return self.generated_tokens + self.verifier_generated_tokens
 
     @property
     def computed_prompt_tokens(self) -> int:

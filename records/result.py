@@ -30,3 +30,4 @@ class Result:
     trace: Trace = field(repr=False, compare=False)
     metrics: Mapping[str, float] = field(default_factory=dict)  # strategy-specific, e.g. pass@k, B_seq
     correct: bool | None = None  # set when the problem has a reference
+    error: str | None = None  # "ExceptionType: message" when solving this problem failed

@@ -1,6 +1,17 @@
-"""Compute budgets: a strategy asks `exhausted()` between steps and stops cleanly."""
+"""Compute budgets as hard limits.
+
+A `Budget` limits one ledger. An `Allowance` applies a problem's budget to its ledger and the
+run's budget to the run's ledger at once. Before a request goes out it reserves what the
+request may spend (n x max_tokens, or one verifier call) from what is left after every
+in-flight reservation at both levels, shrinking the request to fit; when the request returns
+its real usage is recorded and the reservation released. So concurrent requests never
+together exceed a budget, whatever the strategy or the number of problems.
+"""
 
 from __future__ import annotations
+
+import time
+from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,13 +28,102 @@ class Budget(BaseModel):
     wall_s: float | None = Field(None, gt=0)
 
     def exhausted(self, ledger: Ledger) -> bool:
+        """Spent (or held by in-flight requests) up to a limit, or past the deadline."""
         return (
-            (self.generated_tokens is not None and ledger.generated_tokens >= self.generated_tokens)
-            or (self.verifier_calls is not None and ledger.verifier_calls >= self.verifier_calls)
+            (self.generated_tokens is not None and ledger.generated_tokens + ledger.reserved_tokens >= self.generated_tokens)
+            or (self.verifier_calls is not None and ledger.verifier_calls + ledger.reserved_calls >= self.verifier_calls)
             or (self.wall_s is not None and ledger.wall_s >= self.wall_s)
         )
 
     def tokens_left(self, ledger: Ledger) -> int | None:
         if self.generated_tokens is None:
             return None
-        return max(0, self.generated_tokens - ledger.generated_tokens)
+        return max(0, self.generated_tokens - ledger.generated_tokens - ledger.reserved_tokens)
+
+    def calls_left(self, ledger: Ledger) -> int | None:
+        if self.verifier_calls is None:
+            return None
+        return max(0, self.verifier_calls - ledger.verifier_calls - ledger.reserved_calls)
+
+    def deadline(self, ledger: Ledger) -> float | None:
+        """The monotonic time at which the wall budget runs out."""
+        return None if self.wall_s is None else ledger.started + self.wall_s
+
+
+@dataclass
+class Reservation:
+    """What one request holds on each ledger until it returns; release is idempotent."""
+
+    ledgers: tuple[Ledger, ...]
+    tokens: int = 0
+    calls: int = 0
+
+    def __post_init__(self) -> None:
+        for ledger in self.ledgers:
+            ledger.reserved_tokens += self.tokens
+            ledger.reserved_calls += self.calls
+
+    def release(self) -> None:
+        for ledger in self.ledgers:
+            ledger.reserved_tokens -= self.tokens
+            ledger.reserved_calls -= self.calls
+        self.tokens = self.calls = 0
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A request cut to fit: `samples` of the n asked for run with `max_tokens` each (the rest
+    get nothing); `reservation` holds samples x max_tokens until the request returns."""
+
+    samples: int
+    max_tokens: int
+    reservation: Reservation
+
+
+class Allowance:
+    """A problem's budget on its ledger together with the run's budget on the run's ledger."""
+
+    def __init__(self, budget: Budget, ledger: Ledger, global_budget: Budget | None = None) -> None:
+        self.levels: list[tuple[Budget, Ledger]] = [(budget, ledger)]
+        if ledger.parent is not None and global_budget is not None:
+            self.levels.append((global_budget, ledger.parent))
+
+    @property
+    def _ledgers(self) -> tuple[Ledger, ...]:
+        return tuple(ledger for _, ledger in self.levels)
+
+    def exhausted(self) -> bool:
+        return any(b.exhausted(led) for b, led in self.levels)
+
+    def tokens_left(self) -> int | None:
+        left = [x for x in (b.tokens_left(led) for b, led in self.levels) if x is not None]
+        return min(left) if left else None
+
+    def deadline(self) -> float | None:
+        times = [t for t in (b.deadline(led) for b, led in self.levels) if t is not None]
+        return min(times) if times else None
+
+    def seconds_left(self) -> float | None:
+        deadline = self.deadline()
+        return None if deadline is None else deadline - time.monotonic()
+
+    def reserve_tokens(self, n: int, max_tokens: int) -> Grant:
+        """Reserve n x max_tokens, or as much as is left: each of the n samples gets
+        left // n tokens, and when fewer than n tokens are left only that many samples get one."""
+        left = self.tokens_left()
+        if (seconds := self.seconds_left()) is not None and seconds <= 0:
+            left = 0
+        if left is None:
+            samples, per = n, max_tokens
+        elif left >= n:
+            samples, per = n, min(max_tokens, left // n)
+        else:
+            samples, per = left, 1
+        return Grant(samples, per if samples else 0, Reservation(self._ledgers, tokens=samples * per))
+
+    def reserve_call(self) -> Reservation | None:
+        """One verifier call, or None when the verifier budget (or the wall time) is spent."""
+        left = [x for x in (b.calls_left(led) for b, led in self.levels) if x is not None]
+        if (left and min(left) < 1) or ((seconds := self.seconds_left()) is not None and seconds <= 0):
+            return None
+        return Reservation(self._ledgers, calls=1)

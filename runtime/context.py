@@ -1,7 +1,10 @@
 """What a strategy sees while solving one problem: submit → await → update the tree.
 
-The context owns the problem's ledger, budget and trace. Every engine request and every
-verifier call goes through it, so the ledger is complete whatever the strategy does.
+The context owns the problem's ledger, allowance (budgets) and trace. Every engine request
+and every verifier call goes through it, so the ledger is complete and the budgets hold
+whatever the strategy does: each request first reserves what it may spend (runtime/budget.py)
+and is cut to fit, and at the wall-time deadline in-flight requests are cancelled (aborted in
+the engine) and come back as aborted nodes, so the strategy answers with what it has.
 """
 
 from __future__ import annotations
@@ -9,18 +12,31 @@ from __future__ import annotations
 import asyncio
 import itertools
 from dataclasses import replace
-from typing import AsyncIterator, Mapping, Sequence
+from typing import Any, AsyncIterator, Awaitable, Mapping, Sequence, TypeVar
 
-from ..backends.base import Backend, Completion, Delta, Sampling, Usage
-from ..verifiers.answer import extract
-from ..verifiers.base import StepScorer
-from ..verifiers.voting import aggregate
-from .budget import Budget
-from .ledger import Ledger
+from ..backends.base import Backend, Completion, Delta, FinishReason, Sampling, Usage
 from ..records.problem import Problem
-from .prompt import PromptConfig
 from ..records.result import Candidate, Result
-from ..records.trace import Node, Trace
+from ..records.trace import Node
+from ..verifiers.answer import extract
+from ..verifiers.base import StepScorer, metering
+from ..verifiers.voting import aggregate
+from .budget import Allowance, Budget
+from .events import Emitter, ObservedTrace
+from .ledger import Ledger
+from .prompt import PromptConfig
+
+T = TypeVar("T")
+
+
+def context_length(backend: Backend) -> int | None:
+    """The model's context length where the backend tells it. The Backend contract has no
+    query for it; VllmBackend carries it as `config.max_model_len`."""
+    for holder in (backend, getattr(backend, "config", None)):
+        length = getattr(holder, "max_model_len", None)
+        if isinstance(length, int):
+            return length
+    return None
 
 
 class Context:
@@ -35,6 +51,7 @@ class Context:
         seed: int = 0,
         delimiter: str = "\n\n",
         prompt: PromptConfig | None = None,
+        emitter: Emitter | None = None,
     ) -> None:
         self.problem = problem
         self.prompt = prompt or PromptConfig()
@@ -44,28 +61,47 @@ class Context:
         self.budget = budget or Budget()
         self.global_budget = global_budget or Budget()
         self.ledger = ledger or Ledger()
+        self.allowance = Allowance(self.budget, self.ledger, self.global_budget)
+        self.emitter = emitter or Emitter(problem.id)
         self.delimiter = delimiter
-        self.tree = Trace(self.prompt_ids())
+        self.max_len = context_length(backend)
+        self.tree = ObservedTrace(self.prompt_ids(), self._report)
         self._seeds = itertools.count(seed * 1_000_003)
 
     def prompt_ids(self, suffix: str = "") -> list[int]:
         """The problem's prompt as the solver renders it, with `suffix` added to the user's message."""
         return self.prompt.ids(self.tokenizer, self.problem, suffix)
 
+    def _report(self, kind: Any, node: Node, score: float | None) -> None:
+        if self.emitter.active:
+            self.emitter.emit(kind, node, score, self.ledger.summary())
+
     # -- budget ---------------------------------------------------------------------------
     def exhausted(self) -> bool:
-        glob = self.ledger.parent
-        return self.budget.exhausted(self.ledger) or (glob is not None and self.global_budget.exhausted(glob))
+        """A budget (the problem's or the run's) is spent or held by requests in flight."""
+        return self.allowance.exhausted()
 
     def sampling(self, **fields: object) -> Sampling:
-        """A Sampling with a fresh seed, max_tokens capped by what the budget has left."""
+        """A Sampling with a fresh seed; the budget cuts max_tokens when the request is sent."""
         s = Sampling(**fields)  # type: ignore[arg-type]
-        left = self.budget.tokens_left(self.ledger)
-        if left is not None:
-            s = replace(s, max_tokens=max(1, min(s.max_tokens, left // s.n or 1)))
         if s.seed is None and s.temperature > 0:
             s = replace(s, seed=next(self._seeds))
         return s
+
+    def _admit(self, ids: Sequence[int]) -> None:
+        """Refuse a prompt the model cannot continue, before it reaches the engine."""
+        if self.max_len is not None and len(ids) + 1 > self.max_len:
+            raise ValueError(
+                f"problem {self.problem.id}: prompt of {len(ids)} tokens leaves no room to generate "
+                f"within the model's context of {self.max_len} tokens"
+            )
+
+    async def _until_deadline(self, work: Awaitable[T]) -> T:
+        """`work`, cancelled at the wall-time deadline (asyncio.TimeoutError)."""
+        seconds = self.allowance.seconds_left()
+        if seconds is None:
+            return await work
+        return await asyncio.wait_for(work, max(0.0, seconds))
 
     # -- generation -------------------------------------------------------------------------
     def step_sampling(self, n: int, temperature: float, top_p: float, step_tokens: int, final_tokens: int, last: bool) -> Sampling:
@@ -96,42 +132,118 @@ class Context:
     async def _request(
         self, parent: Node, ids: Sequence[int], sampling: Sampling, fresh: Sequence[int] | None, attrs: dict,
     ) -> list[tuple[Node, Completion]]:
+        """Always n children: samples the budget could not pay for come back empty, cut by
+        `length`; samples cancelled at the deadline come back empty, `abort`ed."""
+        self._admit(ids)
+        grant = self.allowance.reserve_tokens(sampling.n, sampling.max_tokens)
         t0 = self.tree.now()
-        completions = await self.backend.generate(ids, sampling)
-        usage = sum((c.usage for c in completions), Usage())
-        self.ledger.record(usage)
-        meta = {"request": self.ledger.requests, "cached_tokens": usage.cached_tokens, **attrs}
-        return [(self.tree.add(parent, c.token_ids, c.text, c.finish_reason, t0, prompt_ids=fresh, **meta), c) for c in completions]
+        completions: list[Completion] = []
+        cut: FinishReason = "length"
+        try:
+            if grant.samples:
+                try:
+                    completions = await self._until_deadline(
+                        self.backend.generate(ids, replace(sampling, n=grant.samples, max_tokens=grant.max_tokens)))
+                except asyncio.TimeoutError:
+                    self.ledger.record(Usage(len(ids)), aborted=True)  # what it generated is not reported
+                    cut = "abort"
+                except asyncio.CancelledError:
+                    self.ledger.record(Usage(len(ids)), aborted=True)
+                    raise
+                else:
+                    self.ledger.record(sum((c.usage for c in completions), Usage()))
+        finally:
+            grant.reservation.release()
+        meta = {"request": self.ledger.requests, "cached_tokens": sum(c.usage.cached_tokens for c in completions), **attrs}
+        out = [(self.tree.add(parent, c.token_ids, c.text, c.finish_reason, t0, prompt_ids=fresh, **meta), c) for c in completions]
+        for _ in range(sampling.n - len(completions)):
+            empty = Completion((), "", cut)
+            out.append((self.tree.add(parent, (), "", cut, t0, prompt_ids=fresh, budget_cut=True, **attrs), empty))
+        return out
 
     async def stream(self, node: Node, sampling: Sampling) -> AsyncIterator[Delta]:
-        """Stream one child of `node`; the ledger records the request, aborted or not."""
+        """Stream one child of `node`; the ledger records the request, aborted or not. A stream
+        the budget cannot pay for ends at once (`length`); one cut at the deadline ends with
+        an `abort` delta."""
+        self._admit(node.ids)
+        grant = self.allowance.reserve_tokens(1, sampling.max_tokens)
         generated, finished = 0, False
         try:
-            async for d in self.backend.stream(node.ids, sampling):
-                generated += len(d.token_ids)
-                if d.usage is not None:
-                    finished = True
-                    self.ledger.record(d.usage, aborted=d.finish_reason == "abort")
-                yield d
+            if not grant.samples:
+                yield Delta((), "", "length", usage=Usage())
+                return
+            source = self.backend.stream(node.ids, replace(sampling, max_tokens=grant.max_tokens)).__aiter__()
+            try:
+                while True:
+                    try:
+                        d = await self._until_deadline(source.__anext__())
+                    except StopAsyncIteration:
+                        break
+                    except asyncio.TimeoutError:
+                        finished = True
+                        usage = Usage(len(node.ids), 0, generated)
+                        self.ledger.record(usage, aborted=True)
+                        yield Delta((), "", "abort", usage=usage)
+                        break
+                    generated += len(d.token_ids)
+                    if d.usage is not None:
+                        finished = True
+                        self.ledger.record(d.usage, aborted=d.finish_reason == "abort")
+                    yield d
+            finally:
+                await source.aclose()  # leaving early aborts the request in the engine
         finally:
-            if not finished:
+            if grant.samples and not finished:
                 self.ledger.record(Usage(len(node.ids), 0, generated), aborted=True)
+            grant.reservation.release()
 
     def done(self, node: Node) -> bool:
         """A trajectory ends on EOS, on the length cap, or with an empty step."""
         return node.finished or (node.id != 0 and not node.step.replace(self.delimiter, "").strip())
 
+    def prune(self, nodes: Sequence[Node]) -> None:
+        """The strategy drops these nodes (reported as "pruned" events)."""
+        for node in nodes:
+            self.tree.set(node, pruned=True)
+
     # -- scoring ------------------------------------------------------------------------------
     async def score(self, node: Node, how: str = "last", steps: Sequence[str] | None = None) -> float:
-        """The PRM score of the trajectory ending at `node` (or of explicit `steps`)."""
+        """The PRM score of the trajectory ending at `node` (or of explicit `steps`). Without a
+        verifier call left (budget or deadline) the node keeps its nearest scored ancestor's
+        score, marked `unscored`."""
         if self.scorer is None:
             raise ValueError(f"strategy needs a step scorer (set `scorer:`) for problem {self.problem.id}")
         steps = list(steps if steps is not None else self.tree.steps(node))
-        scores = await self.scorer.score(self.problem, steps)
-        self.ledger.record_verifier(1, len(self.tokenizer.encode("".join(steps))))
+        held = None if self.tree.graph.nodes[node.id].get("budget_cut") else self.allowance.reserve_call()
+        if held is None:
+            value = self._inherited(node)
+            self.tree.set(node, score=value, unscored=True)
+            return value
+        scores: list[float] | None = None
+        try:
+            with metering() as meter:
+                try:
+                    scores = await self._until_deadline(self.scorer.score(self.problem, steps))
+                finally:
+                    self.ledger.record_verifier(1, usage=meter.usage, requests=meter.requests)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            held.release()
+        if scores is None:
+            value = self._inherited(node)
+            self.tree.set(node, score=value, unscored=True)
+            return value
         value = aggregate(scores, how)
         self.tree.set(node, score=value)
         return value
+
+    def _inherited(self, node: Node) -> float:
+        for n in reversed(self.tree.path(node)):
+            s = self.tree.score(n)
+            if s is not None:
+                return s
+        return 0.0
 
     # -- answers ------------------------------------------------------------------------------
     def candidate(self, node: Node, score: float | None = None) -> Candidate:
@@ -144,11 +256,33 @@ class Context:
         self, strategy: str, chosen: Candidate | None, candidates: Sequence[Candidate],
         metrics: Mapping[str, float] | None = None,
     ) -> Result:
+        """The Result; an empty choice (a budget ran out) becomes the best complete candidate,
+        else the best partial one, else the best trajectory in the tree: never an empty answer
+        while any text exists."""
+        candidates = list(candidates)
+        if chosen is None or not chosen.text.strip():
+            better = _best([c for c in candidates if c.text.strip()]) or self._best_in_tree()
+            if better is not None:
+                if all(c.node != better.node for c in candidates):
+                    candidates.insert(0, better)
+                chosen = better
         if chosen is not None and chosen.node is not None:
             self.tree.set(self.tree.node(chosen.node), chosen=True)
+        self.tree.prune_unused({c.node for c in candidates if c.node is not None} | ({chosen.node} if chosen and chosen.node is not None else set()))
         return Result(
             problem_id=self.problem.id, strategy=strategy,
             answer=chosen.answer if chosen else "", text=chosen.text if chosen else "",
             candidates=tuple(candidates), ledger=self.ledger.summary(), trace=self.tree,
             metrics=dict(metrics or {}),
         )
+
+    def _best_in_tree(self) -> Candidate | None:
+        nodes = [self.tree.node(i) for i in self.tree.graph.nodes if i != 0]
+        return _best([self.candidate(n, self.tree.score(n)) for n in nodes if n.text.strip()])
+
+
+def _best(candidates: Sequence[Candidate]) -> Candidate | None:
+    """Complete (EOS) before partial, then the higher score, then the longer text."""
+    if not candidates:
+        return None
+    return max(candidates, key=lambda c: (c.finish == "eos", c.score if c.score is not None else float("-inf"), len(c.text)))

@@ -12,7 +12,11 @@ from ..records.ledger_summary import LedgerSummary
 @dataclass
 class Ledger:
     """Mutable accumulator owned by one problem's context; `parent` (the run's global ledger)
-    receives every record too, so global budgets see all problems."""
+    receives every record too, so global budgets see all problems.
+
+    The policy's engine requests and the verifier's are kept apart (a generated-token budget
+    limits the policy); both together are everything the engines were asked for. `reserved_*`
+    is what in-flight requests hold against a budget (runtime/budget.py), never a spend."""
 
     parent: Ledger | None = None
     requests: int = 0
@@ -22,7 +26,12 @@ class Ledger:
     aborted_requests: int = 0
     aborted_tokens: int = 0
     verifier_calls: int = 0
+    verifier_requests: int = 0
     verifier_tokens: int = 0
+    verifier_cached_tokens: int = 0
+    verifier_generated_tokens: int = 0
+    reserved_tokens: int = 0
+    reserved_calls: int = 0
     started: float = field(default_factory=time.monotonic)
 
     def record(self, usage: Usage, aborted: bool = False, requests: int = 1) -> None:
@@ -31,16 +40,22 @@ class Ledger:
         self.cached_tokens += usage.cached_tokens
         self.generated_tokens += usage.generated_tokens
         if aborted:
-            self.aborted_requests += 1
+            self.aborted_requests += requests
             self.aborted_tokens += usage.generated_tokens
         if self.parent is not None:
             self.parent.record(usage, aborted, requests)
 
-    def record_verifier(self, calls: int = 1, tokens: int = 0) -> None:
+    def record_verifier(self, calls: int = 1, tokens: int = 0, *, usage: Usage | None = None, requests: int = 0) -> None:
+        """`calls` verifier calls that sent `requests` engine requests using `usage` (its prompt
+        tokens are the verifier's tokens); without usage, `tokens` is what the verifier read."""
         self.verifier_calls += calls
-        self.verifier_tokens += tokens
+        self.verifier_requests += requests
+        self.verifier_tokens += usage.prompt_tokens if usage is not None else tokens
+        if usage is not None:
+            self.verifier_cached_tokens += usage.cached_tokens
+            self.verifier_generated_tokens += usage.generated_tokens
         if self.parent is not None:
-            self.parent.record_verifier(calls, tokens)
+            self.parent.record_verifier(calls, tokens, usage=usage, requests=requests)
 
     @property
     def wall_s(self) -> float:

@@ -3,27 +3,52 @@
 `solve_many` runs problems concurrently (bounded) with no barrier between them: each
 problem's strategy advances as soon as its own requests return, so the engine batch stays
 full. Results come back in completion order through `on_result` (for flushing) and in
-input order as the return value.
+input order as the return value. A problem that fails becomes a Result with `error` set and
+the others go on; only a dead engine stops the run.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from typing import Awaitable, Callable, Iterable
+from typing import AsyncIterator, Awaitable, Callable, Iterable
 
 from ..backends.base import Backend
+from ..records.event import Event
+from ..records.ledger_summary import LedgerSummary
+from ..records.problem import Problem
+from ..records.result import Result
+from ..records.trace import Trace
 from ..verifiers.answer import equivalent
 from ..verifiers.base import StepScorer
 from .budget import Budget
 from .context import Context
+from .events import Emitter, OnEvent
 from .ledger import Ledger
-from ..records.problem import Problem
 from .prompt import PromptConfig
 from .strategy import Strategy
-from ..records.result import Result
 
 OnResult = Callable[[Problem, Result], Awaitable[None] | None]
+
+
+def engine_dead(error: BaseException, backend: Backend) -> bool:
+    """An error that no other problem can survive: vLLM's EngineDeadError anywhere in the
+    cause chain, or a backend whose engine reports itself errored."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if any(cls.__name__ == "EngineDeadError" for cls in type(seen).__mro__):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    if getattr(backend, "dead", False):
+        return True
+    # the Backend contract has no liveness query; VllmBackend exposes its AsyncLLM as `engine`
+    engine = getattr(backend, "engine", None)
+    return bool(getattr(engine, "errored", False)) if engine is not None else False
+
+
+def error_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
 class Solver:
@@ -52,15 +77,55 @@ class Solver:
         self.grader = grader
         self.ledger = Ledger()  # the run's global ledger; every problem's ledger feeds it
 
-    async def solve(self, problem: Problem | str) -> Result:
+    def context(self, problem: Problem, emitter: Emitter | None = None) -> Context:
+        return Context(
+            problem, self.backend, self.scorer, self.budget, Ledger(parent=self.ledger),
+            self.global_budget, self.seed, self.delimiter, self.prompt, emitter=emitter,
+        )
+
+    async def solve(self, problem: Problem | str, on_event: OnEvent | None = None) -> Result:
+        """One problem. `on_event` (sync or async) receives the runtime's events in order, the
+        last one of kind "done" carrying the Result."""
         if isinstance(problem, str):
             problem = Problem(id="q0", question=problem)
-        ctx = Context(
-            problem, self.backend, self.scorer, self.budget, Ledger(parent=self.ledger),
-            self.global_budget, self.seed, self.delimiter, self.prompt,
-        )
+        emitter = Emitter(problem.id, on_event)
+        try:
+            result = await self._run(self.context(problem, emitter))
+            await emitter.done(result)
+        finally:
+            await emitter.close()
+        return result
+
+    async def events(self, problem: Problem | str) -> AsyncIterator[Event]:
+        """The events of solving `problem`, ending with kind "done" (its `result` set). Leaving
+        the iteration early cancels the solve and aborts its engine requests."""
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+        task = asyncio.create_task(self.solve(problem, on_event=queue.put_nowait))
+        try:
+            while True:
+                get = asyncio.ensure_future(queue.get())
+                await asyncio.wait({get, task}, return_when=asyncio.FIRST_COMPLETED)
+                if not get.done():
+                    get.cancel()
+                    while not queue.empty():  # the solve ended: hand over what it left
+                        event = queue.get_nowait()
+                        yield event
+                        if event.kind == "done":
+                            return
+                    task.result()  # the solve failed: raise its error
+                    return
+                event = get.result()
+                yield event
+                if event.kind == "done":
+                    return
+        finally:
+            if not task.done():
+                task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _run(self, ctx: Context) -> Result:
         result = await self.strategy.run(ctx)
-        return replace(result, correct=await self._grade(problem, result))
+        return replace(result, correct=await self._grade(ctx.problem, result))
 
     async def _grade(self, problem: Problem, result: Result) -> bool | None:
         if self.grader is not None:
@@ -72,6 +137,14 @@ class Solver:
         if problem.answer is None:
             return None
         return equivalent(result.answer, problem.answer)
+
+    def _failed(self, problem: Problem, ctx: Context | None, error: Exception) -> Result:
+        """The record of a problem that raised: no answer, what it spent, the error in one line."""
+        return Result(
+            problem_id=problem.id, strategy=self.strategy.name, answer="", text="", candidates=(),
+            ledger=ctx.ledger.summary() if ctx is not None else LedgerSummary(),
+            trace=ctx.tree if ctx is not None else Trace(()), error=error_line(error),
+        )
 
     async def solve_many(
         self, problems: Iterable[Problem], concurrency: int = 8, on_result: OnResult | None = None
@@ -86,12 +159,26 @@ class Solver:
             async with gate:
                 if self.global_budget.exhausted(self.ledger):
                     return
-                results[i] = r = await self.solve(p)
+                ctx: Context | None = None
+                try:
+                    ctx = self.context(p)
+                    r = await self._run(ctx)
+                except Exception as e:
+                    if engine_dead(e, self.backend):
+                        raise
+                    r = self._failed(p, ctx, e)
+                results[i] = r
             if on_result is not None:
                 done = on_result(p, r)
                 if asyncio.iscoroutine(done):
                     await done
 
-        await asyncio.gather(*(one(i, p) for i, p in enumerate(items)))
+        tasks = [asyncio.create_task(one(i, p)) for i, p in enumerate(items)]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for t in tasks:
+                t.cancel()  # cancelling a problem aborts its engine requests
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
         return [r for r in results if r is not None]
-

@@ -1,0 +1,96 @@
+"""The event stream of one solve: a trace that reports its changes, and the emitter that
+hands them to the caller in order.
+
+Every strategy builds its tree through `ctx.tree`, so observing the trace reports all of
+them alike: a node added (then aborted or finished when its request ended that way), a score
+set, a node pruned (`rejected` or `pruned` set, or left out of the result).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import Any, Awaitable, Callable, Sequence
+
+from ..records.event import Event, EventKind
+from ..records.ledger_summary import LedgerSummary
+from ..records.result import Result
+from ..records.trace import Node, Trace
+
+OnEvent = Callable[[Event], Awaitable[None] | None]
+
+
+class Emitter:
+    """Calls `on_event` for each event, in order; an async callback's calls are chained so
+    the caller sees events in the order they happened. Emits nothing after "done"."""
+
+    def __init__(self, problem_id: str, on_event: OnEvent | None = None) -> None:
+        self.problem_id = problem_id
+        self._on_event = on_event
+        self._tail: asyncio.Future | None = None
+        self._closed = False
+
+    @property
+    def active(self) -> bool:
+        return self._on_event is not None and not self._closed
+
+    def emit(self, kind: EventKind, node: Node | None = None, score: float | None = None,
+             ledger: LedgerSummary | None = None, result: Result | None = None) -> None:
+        if not self.active:
+            return
+        event = Event(
+            kind, self.problem_id, node.id if node else None, node.parent if node else None,
+            node.step if node else "", score, node.finish if node else None, ledger or LedgerSummary(), result,
+        )
+        out = self._on_event(event)  # type: ignore[misc]
+        if inspect.isawaitable(out):
+            self._tail = asyncio.ensure_future(_after(self._tail, out))
+
+    async def done(self, result: Result) -> None:
+        self.emit("done", score=None, ledger=result.ledger, result=result)
+        self._closed = True
+
+    async def close(self) -> None:
+        """Wait until an async callback has seen every event (its error, if any, is raised)."""
+        self._closed = True
+        if self._tail is not None:
+            tail, self._tail = self._tail, None
+            await tail
+
+
+async def _after(previous: asyncio.Future | None, call: Awaitable[Any]) -> None:
+    if previous is not None:
+        await previous
+    await call
+
+
+class ObservedTrace(Trace):
+    """A Trace that reports its changes to `report(kind, node, score)`."""
+
+    def __init__(self, prompt_ids: Sequence[int], report: Callable[[EventKind, Node, float | None], None], *args: Any, **kwargs: Any) -> None:
+        self._report = report
+        self._pruned: set[int] = set()
+        super().__init__(prompt_ids, *args, **kwargs)
+
+    def add(self, *args: Any, **kwargs: Any) -> Node:
+        node = super().add(*args, **kwargs)
+        self._report("added", node, None)
+        if node.finish == "abort":
+            self._report("aborted", node, None)
+        elif node.finished:
+            self._report("finished", node, None)
+        return node
+
+    def set(self, node: Node, **attrs: Any) -> None:
+        super().set(node, **attrs)
+        if attrs.get("score") is not None:
+            self._report("scored", node, float(attrs["score"]))  # type: ignore[arg-type]
+        if (attrs.get("rejected") or attrs.get("pruned")) and node.id not in self._pruned:
+            self._pruned.add(node.id)
+            self._report("pruned", node, self.score(node))
+
+    def prune_unused(self, kept: set[int]) -> None:
+        """Mark every leaf outside `kept` (the result's candidates) as pruned."""
+        for node_id in list(self.graph.nodes):
+            if node_id != 0 and node_id not in kept and node_id not in self._pruned and not self.graph.out_degree(node_id):
+                self.set(self.node(node_id), pruned=True)
