@@ -10,7 +10,8 @@ import time
 import pytest
 
 from ponder.records.problem import Problem
-from ponder.verifiers.code import CodeVerifier, SandboxConfig, extract_code, run_program
+from ponder.verifiers.code import CodeVerifier, extract_code
+from ponder.verifiers.sandbox import SandboxConfig, SandboxRun, run_program
 
 
 def humaneval_problems():
@@ -45,7 +46,7 @@ async def test_a_broken_candidate_fails():
 
 async def test_infinite_loop_times_out():
     t = time.monotonic()
-    out = await run_program("while True:\n    pass\n", SandboxConfig(timeout_s=2, cpu_s=30))
+    out: SandboxRun = await run_program("while True:\n    pass\n", SandboxConfig(timeout_s=2, cpu_s=30))
     assert out.status == "timeout" and not out.passed and time.monotonic() - t < 10
 
 
@@ -68,6 +69,24 @@ async def test_fork_bomb_is_contained():
     # nothing of the bomb is left running
     leftovers = [pid for pid in os.listdir("/proc") if pid.isdigit() and _cmdline(pid).endswith("candidate.py")]
     assert leftovers == []
+
+
+async def test_mbpp_reference_solutions_pass(data_dir):
+    import json
+
+    rows = [json.loads(x) for x in (data_dir / "mbpp" / "test.jsonl").read_text().splitlines() if x.strip()]
+    assert len(rows) == 257
+    verifier = CodeVerifier(timeout_s=20)
+    gate = asyncio.Semaphore(4)
+
+    async def one(r):
+        prob = Problem(id=r["id"], question=r["prompt"], kind="code",
+                       meta={"tests": r["test_list"], "test_setup": "\n".join(r.get("test_imports") or [])})
+        async with gate:
+            return r["id"], await verifier.verify(prob, r["code"])
+
+    verdicts = await asyncio.gather(*(one(r) for r in rows))
+    assert [i for i, v in verdicts if not v.correct] == []
 
 
 def _cmdline(pid: str) -> str:
