@@ -182,7 +182,8 @@ async def test_particle_filtering_keeps_finished_particles_and_resamples_them():
 async def test_budget_stops_cleanly_and_still_answers():
     b = backend()
     r = await Solver(b, make_strategy("beam_search", n=4, width=2, max_steps=40), KeywordScorer(), budget=Budget(generated_tokens=60)).solve(PROBLEM)
-    assert r.candidates and r.ledger.generated_tokens <= 60 + 4 * 40
+    assert r.ledger.generated_tokens <= 60  # a hard limit, in-flight requests included
+    assert r.candidates and r.text
 
 
 def test_registry_and_config_errors():
