@@ -179,6 +179,19 @@ async def test_particle_filtering_keeps_finished_particles_and_resamples_them():
     assert [c.answer for c in r.candidates] == ["7"] and r.answer == "7"
 
 
+async def test_particle_gibbs_keeps_the_last_iterations_best_as_reference():
+    r = await Solver(backend(), make_strategy("particle_filtering", particles=4, iterations=2), KeywordScorer()).solve(PROBLEM)
+    g = r.trace.graph
+    first = [n for n in depth_nodes(r, 1) if g.nodes[n]["iteration"] == 0]
+    second = [n for n in depth_nodes(r, 1) if g.nodes[n]["iteration"] == 1]
+    assert len(first) == 4 and len(second) == 3  # the reference is not sampled again: P - 1 new particles
+    assert len({g.nodes[n]["request"] for n in second}) == 1
+    # the reference (the best iteration-0 trajectory) always survives into the last population
+    (reference,) = [c for c in r.candidates if g.nodes[c.node]["iteration"] == 0]
+    assert reference.score == max(g.nodes[n]["score"] for n, a in g.nodes(data=True) if a.get("iteration") == 0 and a["finish"] == "eos")
+    assert r.metrics["iterations"] == 2 and r.answer == "7"
+
+
 async def test_budget_stops_cleanly_and_still_answers():
     b = backend()
     r = await Solver(b, make_strategy("beam_search", n=4, width=2, max_steps=40), KeywordScorer(), budget=Budget(generated_tokens=60)).solve(PROBLEM)
