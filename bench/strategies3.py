@@ -3,12 +3,13 @@
 Rows, on one engine, one after another:
 - beam_search (the bench/strategies.py row) and mcts (W=4) given beam search's mean generated
   tokens per problem as its hard token budget: accuracy, tokens, wall time;
-- mcts W=1 against W=4 at the same budget and a lower problem concurrency (so the batch is
-  not already filled by other problems): wall time and mean per-problem latency;
+- mcts W=1 against W=4 at the same budget on the first `--w-problems` problems at a lower
+  problem concurrency (so the batch is not already filled by other problems): wall time and
+  mean per-problem latency;
 - best_of_n majority at n = max_n against adaptive_consistency (waves of 4 up to max_n), same
   temperature: samples and tokens saved, accuracy.
 
-Run: .venv/bin/python bench/strategies3.py [--problems 20] [--concurrency 16] [--w-concurrency 4] [--max-n 16]
+Run: .venv/bin/python bench/strategies3.py [--problems 20] [--concurrency 16] [--w-problems 8] [--w-concurrency 4] [--max-n 16]
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def main() -> None:
     ap.add_argument("--problems", type=int, default=20)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--w-problems", type=int, default=8)
     ap.add_argument("--w-concurrency", type=int, default=4)
     ap.add_argument("--max-n", type=int, default=16)
     ap.add_argument("--model", default="smollm2-135m-instruct")
@@ -65,9 +67,9 @@ def main() -> None:
     show("beam_search", args.concurrency, beam)
     budget = max(1, beam["tokens"] // len(items))
     mcts = {}
-    for w, conc in ((4, args.concurrency), (4, args.w_concurrency), (1, args.w_concurrency)):
-        mcts[w, conc] = m = asyncio.run(run(backend, "mcts", dict(MCTS, parallel=w, max_tokens=budget), items, conc))
-        show(f"mcts W={w}", conc, m)
+    for w, conc, some in ((4, args.concurrency, items), (4, args.w_concurrency, items[: args.w_problems]), (1, args.w_concurrency, items[: args.w_problems])):
+        mcts[w, conc] = m = asyncio.run(run(backend, "mcts", dict(MCTS, parallel=w, max_tokens=budget), some, conc))
+        show(f"mcts W={w} ({len(some)} pb)", conc, m)
 
     bon = asyncio.run(votes(backend, "best_of_n", dict(n=args.max_n, max_tokens=160), items, args.concurrency))
     ada = asyncio.run(votes(backend, "adaptive_consistency", dict(wave=4, max_n=args.max_n, max_tokens=160), items, args.concurrency))
@@ -79,7 +81,7 @@ def main() -> None:
     print(f"\nmcts vs beam_search at {budget} tokens per problem: accuracy {top['acc']:.2f} vs {beam['acc']:.2f}, "
           f"tokens {ratio(top['tokens'], beam['tokens'])}, wall {ratio(top['wall'], beam['wall'])}")
     w1, w4 = mcts[1, args.w_concurrency], mcts[4, args.w_concurrency]
-    print(f"mcts W=1 / W=4 (concurrency {args.w_concurrency}): wall {ratio(w1['wall'], w4['wall'])}, "
+    print(f"mcts W=1 / W=4 ({args.w_problems} problems, concurrency {args.w_concurrency}): wall {ratio(w1['wall'], w4['wall'])}, "
           f"latency {ratio(w1['latency'], w4['latency'])} (accuracy {w1['acc']:.2f} vs {w4['acc']:.2f})")
     print(f"adaptive vs best_of_n: samples {ratio(ada['samples'], bon['samples'])}, tokens {ratio(ada['tokens'], bon['tokens'])}, "
           f"accuracy {ada['acc']:.2f} vs {bon['acc']:.2f}")
