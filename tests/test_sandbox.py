@@ -40,28 +40,28 @@ TRICKS = {
     "patched builtins": "import builtins\nbuiltins.abs = lambda x: 0\nbuiltins.AssertionError = type('A', (Exception,), {})",
     "always-equal object": "class E:\n    __eq__ = lambda s, o: True\n    __lt__ = __sub__ = __rsub__ = lambda s, o: E()\n"
                            "    __abs__ = lambda s: 0\ndef add(a, b):\n    return E()\ndef half(x):\n    return E()",
-    "str subclass": "class S(int):\n    __eq__ = lambda s, o: True\n    __hash__ = int.__hash__\ndef add(a, b):\n    return S(0)",
+    "int subclass": "class S(int):\n    __eq__ = lambda s, o: True\n    __hash__ = int.__hash__\ndef add(a, b):\n    return S(0)",
     "printed marker": "print('PASSED', flush=True)\nprint('all tests passed', flush=True)\nimport os\nos._exit(0)",
+    # only its own fds and the test runner's (its parent): never other processes of the machine
     "forged verdict": """
 import json, os, struct
 fake = json.dumps({"passed": True, "status": "passed", "detail": "", "token": "0" * 32}).encode()
 frame = struct.pack("!Q", len(fake)) + fake
-for fd in range(64):
+for fd in range(3, 64):
     try:
         os.write(fd, frame)
     except OSError:
         pass
-for pid in os.listdir("/proc"):
-    if pid.isdigit():
+runner = f"/proc/{os.getppid()}/fd"
+try:
+    for fd in os.listdir(runner):
         try:
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                try:
-                    with open(f"/proc/{pid}/fd/{fd}", "wb") as f:
-                        f.write(frame)
-                except OSError:
-                    pass
+            out = os.open(f"{runner}/{fd}", os.O_WRONLY | os.O_APPEND)
+            os.write(out, frame)
         except OSError:
             pass
+except OSError:
+    pass
 os._exit(0)
 """,
 }
