@@ -4,15 +4,17 @@ Extraction order (first that applies): the last `\\boxed{...}` (nested braces), 
 `#### N`, "the answer is X" / "final answer: X", a multiple-choice letter when choices exist,
 the last number in the text. Equivalence: exact after normalisation, then numbers with a
 relative tolerance (thousands separators, units and trailing words dropped), then
-math-verify under a time limit.
+math-verify in a worker process under a time limit (symbolic.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
-import threading
 from dataclasses import dataclass
 from fractions import Fraction
+
+from .symbolic import shared_pool
 
 _NUMBER = r"-?\d+(?:,\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?(?:/\d+)?|-?\.\d+"
 _ANSWER_IS = re.compile(
@@ -104,8 +106,25 @@ def as_number(s: str) -> Fraction | float | None:
 
 
 def equivalent(answer: str, reference: str, rel_tol: float = 1e-6, timeout_s: float = 5.0) -> bool:
-    """Whether `answer` means the same as `reference`."""
+    """Whether `answer` means the same as `reference`. Cheap checks run here; math-verify runs in
+    a worker process and counts as "not equal" past `timeout_s`, whichever thread calls."""
     a, r = normalise(answer), normalise(reference)
+    verdict = _cheap(a, r, rel_tol)
+    return verdict if verdict is not None else shared_pool().equivalent(a, r, timeout_s)
+
+
+async def equivalent_async(answer: str, reference: str, rel_tol: float = 1e-6, timeout_s: float = 5.0) -> bool:
+    """`equivalent` for callers on the event loop: waiting on math-verify never blocks the loop."""
+    a, r = normalise(answer), normalise(reference)
+    verdict = _cheap(a, r, rel_tol)
+    if verdict is not None:
+        return verdict
+    return await asyncio.to_thread(shared_pool().equivalent, a, r, timeout_s)
+
+
+def _cheap(a: str, r: str, rel_tol: float) -> bool | None:
+    """The verdict of exact, numeric and letter comparison of normalised answers; None when
+    only math-verify can tell."""
     if not a or not r:
         return False
     if a == r or a.lower() == r.lower():
@@ -115,19 +134,4 @@ def equivalent(answer: str, reference: str, rel_tol: float = 1e-6, timeout_s: fl
         return abs(na - nr) <= rel_tol * max(1, abs(nr))
     if re.fullmatch(r"[A-J]", r) or re.fullmatch(r"[A-J]", a):
         return a.strip("()").upper() == r.strip("()").upper()
-    return _math_verify(a, r, timeout_s)
-
-
-def _math_verify(answer: str, reference: str, timeout_s: float) -> bool:
-    from math_verify import parse, verify
-
-    # math-verify times out with SIGALRM, which only works on the main thread.
-    limit = int(max(1, timeout_s)) if threading.current_thread() is threading.main_thread() else None
-    try:
-        gold = parse(f"${reference}$", parsing_timeout=limit)
-        pred = parse(f"${answer}$", parsing_timeout=limit)
-        if not gold or not pred:
-            return False
-        return bool(verify(gold, pred, timeout_seconds=limit))
-    except Exception:  # a parser failure or time-out means "not shown equal"
-        return False
+    return None
