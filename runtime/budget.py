@@ -10,12 +10,16 @@ together exceed a budget, whatever the strategy or the number of problems.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
+from typing import Awaitable, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from .ledger import Ledger
+
+T = TypeVar("T")
 
 
 class Budget(BaseModel):
@@ -106,6 +110,13 @@ class Allowance:
     def seconds_left(self) -> float | None:
         deadline = self.deadline()
         return None if deadline is None else deadline - time.monotonic()
+
+    async def within_deadline(self, work: Awaitable[T]) -> T:
+        """`work`, cancelled at the wall-time deadline (asyncio.TimeoutError)."""
+        seconds = self.seconds_left()
+        if seconds is None:
+            return await work
+        return await asyncio.wait_for(work, max(0.0, seconds))
 
     def reserve_tokens(self, n: int, max_tokens: int) -> Grant:
         """Reserve n x max_tokens, or as much as is left: each of the n samples gets

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from dataclasses import replace
-from typing import Any, AsyncIterator, Awaitable, Mapping, Sequence, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, Mapping, Sequence, TypeVar
 
 from ..backends.base import Backend, Completion, Delta, FinishReason, Sampling, Usage
 from ..records.problem import Problem
@@ -96,13 +96,6 @@ class Context:
                 f"within the model's context of {self.max_len} tokens"
             )
 
-    async def _until_deadline(self, work: Awaitable[T]) -> T:
-        """`work`, cancelled at the wall-time deadline (asyncio.TimeoutError)."""
-        seconds = self.allowance.seconds_left()
-        if seconds is None:
-            return await work
-        return await asyncio.wait_for(work, max(0.0, seconds))
-
     # -- generation -------------------------------------------------------------------------
     def step_sampling(self, n: int, temperature: float, top_p: float, step_tokens: int, final_tokens: int, last: bool) -> Sampling:
         """One reasoning step (up to and including the delimiter), or on the last allowed step
@@ -142,7 +135,7 @@ class Context:
         try:
             if grant.samples:
                 try:
-                    completions = await self._until_deadline(
+                    completions = await self.allowance.within_deadline(
                         self.backend.generate(ids, replace(sampling, n=grant.samples, max_tokens=grant.max_tokens)))
                 except asyncio.TimeoutError:
                     self.ledger.record(Usage(len(ids)), aborted=True)  # what it generated is not reported
@@ -176,7 +169,7 @@ class Context:
             try:
                 while True:
                     try:
-                        d = await self._until_deadline(source.__anext__())
+                        d = await self.allowance.within_deadline(source.__anext__())
                     except StopAsyncIteration:
                         break
                     except asyncio.TimeoutError:
@@ -210,26 +203,14 @@ class Context:
     async def score(self, node: Node, how: str = "last", steps: Sequence[str] | None = None) -> float:
         """The PRM score of the trajectory ending at `node` (or of explicit `steps`). Without a
         verifier call left (budget or deadline) the node keeps its nearest scored ancestor's
-        score, marked `unscored`."""
+        score, marked `unscored`; a node the budget left empty is never sent to the verifier."""
         if self.scorer is None:
             raise ValueError(f"strategy needs a step scorer (set `scorer:`) for problem {self.problem.id}")
+        scorer = self.scorer
         steps = list(steps if steps is not None else self.tree.steps(node))
-        held = None if self.tree.graph.nodes[node.id].get("budget_cut") else self.allowance.reserve_call()
-        if held is None:
-            value = self._inherited(node)
-            self.tree.set(node, score=value, unscored=True)
-            return value
-        scores: list[float] | None = None
-        try:
-            with metering() as meter:
-                try:
-                    scores = await self._until_deadline(self.scorer.score(self.problem, steps))
-                finally:
-                    self.ledger.record_verifier(1, usage=meter.usage, requests=meter.requests)
-        except asyncio.TimeoutError:
-            pass
-        finally:
-            held.release()
+        scores = None
+        if not self.tree.graph.nodes[node.id].get("budget_cut"):
+            scores = await self.verify(lambda: scorer.score(self.problem, steps))
         if scores is None:
             value = self._inherited(node)
             self.tree.set(node, score=value, unscored=True)
@@ -237,6 +218,24 @@ class Context:
         value = aggregate(scores, how)
         self.tree.set(node, score=value)
         return value
+
+    async def verify(self, call: Callable[[], Awaitable[T]]) -> T | None:
+        """One verifier call (a PRM score, a judge's question): reserved against the verifier
+        budget, its engine requests recorded in the ledger as the engine reported them, cut at
+        the deadline. None when no call is left."""
+        held = self.allowance.reserve_call()
+        if held is None:
+            return None
+        try:
+            with metering() as meter:
+                try:
+                    return await self.allowance.within_deadline(call())
+                finally:
+                    self.ledger.record_verifier(1, usage=meter.usage, requests=meter.requests)
+        except asyncio.TimeoutError:
+            return None
+        finally:
+            held.release()
 
     def _inherited(self, node: Node) -> float:
         for n in reversed(self.tree.path(node)):

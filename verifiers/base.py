@@ -13,7 +13,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Iterator, Protocol, Sequence, runtime_checkable
 
-from ..backends.base import Usage
+from ..backends.base import BackendStats, Usage
+from ..backends.meter import Meter as BackendMeter
 from ..records.problem import Problem
 
 
@@ -68,3 +69,24 @@ def report_usage(usage: Usage, requests: int = 1) -> None:
     meter = _meter.get()
     if meter is not None:
         meter.add(usage, requests)
+
+
+
+def observe(backend: object) -> None:
+    """Make every engine request `backend` records reach the current `metering()` block too,
+    with the usage the engine reported. Backends record each request once through their
+    usage meter (backends/meter.py), in the task that sent it, which carries the caller's
+    context variables even on the engine's own loop thread."""
+    inner = getattr(backend, "_meter", None)
+    if isinstance(inner, BackendMeter) and not isinstance(inner, _ReportingMeter):
+        backend._meter = _ReportingMeter(inner.stats)  # type: ignore[attr-defined]
+
+
+class _ReportingMeter(BackendMeter):
+    def __init__(self, start: BackendStats) -> None:
+        super().__init__()
+        self._stats = start
+
+    def record(self, usage: Usage, aborted: bool = False) -> None:
+        super().record(usage, aborted)
+        report_usage(usage)

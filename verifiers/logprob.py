@@ -1,8 +1,9 @@
 """A generative PRM read from next-token probabilities of good/bad tokens after each step.
 
 Two layouts cover the common open PRMs:
-- `tag` (Math-Shepherd style): "question step1<tag>step2<tag>..."; after step k's tag the score
-  is P(good) / (P(good) + P(bad)).
+- `tag` (Math-Shepherd style): "question step1<tag><sep>step2<tag>"; step k's prompt ends at its
+  tag and the score is P(good) / (P(good) + P(bad)) read there, at the tag token itself (the
+  separator after a tag only joins it to the next step).
 - `chat` (RLHFlow style): each step is a user turn, earlier steps answered with the good token;
   the score is read at the assistant's first token.
 Step k's prompt extends step k-1's, so the engine serves it from the prefix cache; scores of
@@ -15,21 +16,30 @@ import math
 from collections import OrderedDict
 from typing import Literal, Sequence
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from ..backends.base import Backend
 from ..records.problem import Problem
+from .base import observe
 
 
 class LogprobPRMConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     layout: Literal["tag", "chat"] = "tag"
-    step_tag: str = " ки\n"
+    step_tag: str = " ки"  # the tag token; step k's score is read right after it
+    separator: str = "\n"  # between a tag and the next step
     good: str = "+"
     bad: str = "-"
     template: str = "{question}\n"  # text before the steps (tag layout)
     memo_size: int = 4096
+
+    @field_validator("step_tag")
+    @classmethod
+    def _ends_at_the_tag(cls, tag: str) -> str:
+        if not tag.strip() or tag != tag.rstrip():
+            raise ValueError(f"step_tag must end with the tag token (whitespace after it goes in `separator`), got {tag!r}")
+        return tag
 
 
 def two_way(good_lp: float, bad_lp: float) -> float:
@@ -42,6 +52,7 @@ def two_way(good_lp: float, bad_lp: float) -> float:
 class LogprobPRM:
     def __init__(self, backend: Backend, config: LogprobPRMConfig | None = None, **options: object) -> None:
         self.backend = backend
+        observe(backend)  # its engine requests reach the caller's ledger
         self.config = config or LogprobPRMConfig(**options)  # type: ignore[arg-type]
         tok = backend.tokenizer
         self._good, self._bad = tok.encode(self.config.good)[0], tok.encode(self.config.bad)[0]
@@ -52,8 +63,8 @@ class LogprobPRM:
     def _ids(self, problem: Problem, steps: Sequence[str]) -> list[int]:
         cfg, tok = self.config, self.backend.tokenizer
         if cfg.layout == "tag":
-            text = cfg.template.format(question=problem.question) + "".join(s.strip() + cfg.step_tag for s in steps)
-            return tok.encode(text)
+            body = (cfg.step_tag + cfg.separator).join(s.strip() for s in steps) + cfg.step_tag
+            return tok.encode(cfg.template.format(question=problem.question) + body)
         messages: list[dict[str, str]] = []
         for i, s in enumerate(steps):
             content = (problem.question + "\n" + s.strip()) if i == 0 else s.strip()

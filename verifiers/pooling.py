@@ -15,7 +15,9 @@ from typing import Any, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..backends.base import Usage
 from ..records.problem import Problem
+from .base import report_usage
 
 
 class PoolingPRMConfig(BaseModel):
@@ -82,6 +84,8 @@ class PoolingPRM:
     async def _local(self, texts: list[str]) -> list[list[float]]:
         loop = asyncio.get_running_loop()
         outs = await loop.run_in_executor(self._pool, lambda: self._llm.classify(texts, use_tqdm=False))
+        for o in outs:  # one engine request per text
+            report_usage(Usage(len(o.prompt_token_ids or ()), o.num_cached_tokens or 0, 0))
         return [list(o.outputs.probs) for o in outs]
 
     async def _remote(self, texts: list[str]) -> list[list[float]]:
@@ -97,6 +101,9 @@ class PoolingPRM:
                 if r.status != 200:
                     raise RuntimeError(f"{base}/classify: HTTP {r.status}: {(await r.text())[:200]}")
                 data = await r.json()
+        usage = data.get("usage") or {}
+        cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+        report_usage(Usage(usage.get("prompt_tokens", 0), cached, 0), requests=len(texts))
         return [d["probs"] for d in sorted(data["data"], key=lambda d: d["index"])]
 
     def close(self) -> None:

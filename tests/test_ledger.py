@@ -1,0 +1,120 @@
+"""The ledger counts every engine request made for a problem, the verifier's too, exactly as the engine reported it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from ponder.backends.scripted import ScriptedBackend
+from ponder.records.problem import Problem
+from ponder.runtime.budget import Budget
+from ponder.runtime.solver import Solver
+from ponder.strategies.base import make_strategy
+from ponder.verifiers.judge import Judge
+from ponder.verifiers.logprob import LogprobPRM, LogprobPRMConfig
+
+from .scripts import stepwise
+
+PROBLEMS = [Problem(id=f"p{i}", question=f"What is {i} + 7?", answer=str(i + 7)) for i in range(4)]
+
+
+def engine_totals(results):
+    return (
+        sum(r.ledger.engine_requests for r in results),
+        sum(r.ledger.engine_prompt_tokens for r in results),
+        sum(r.ledger.cached_tokens + r.ledger.verifier_cached_tokens for r in results),
+        sum(r.ledger.engine_generated_tokens for r in results),
+    )
+
+
+def backend_totals(b):
+    s = b.stats()
+    return s.requests, s.usage.prompt_tokens, s.usage.cached_tokens, s.usage.generated_tokens
+
+
+class RecordingLogprobs:
+    """The scripted engine's logprob function, remembering the prefix each read was made after."""
+
+    def __init__(self) -> None:
+        self.prefixes: list[str] = []
+
+    def __call__(self, prefix, token):
+        self.prefixes.append("".join(chr(i) for i in prefix))
+        return -1.0 if token == ord("+") else -2.0
+
+
+async def test_math_shepherd_reads_at_the_step_tag_token():
+    reads = RecordingLogprobs()
+    prm = LogprobPRM(ScriptedBackend(["x"], logprob=reads))
+    await prm.score(PROBLEMS[0], ["Add 7.", "So 7. "])
+    assert reads.prefixes[0::2] == ["What is 0 + 7?\nAdd 7. ки", "What is 0 + 7?\nAdd 7. ки\nSo 7. ки"]
+    with pytest.raises(ValueError, match="step_tag must end with the tag token"):
+        LogprobPRMConfig(step_tag=" ки\n")
+
+
+@pytest.mark.parametrize("scorer", ["logprob", "judge"])
+async def test_verifier_requests_on_the_policy_engine_are_in_each_problems_ledger(scorer):
+    b = ScriptedBackend(stepwise, token_delay_s=0.0005)
+    prm = LogprobPRM(b) if scorer == "logprob" else Judge(b)
+    sent: dict[str, int] = {}
+    original = b.next_token_logprobs
+
+    async def counted(ids, candidates):  # the prompt tokens each problem's verifier really sent
+        text = b.tokenizer.decode(ids)
+        pid = next(p.id for p in PROBLEMS if p.question in text)
+        sent[pid] = sent.get(pid, 0) + len(ids)
+        return await original(ids, candidates)
+
+    b.next_token_logprobs = counted
+    solver = Solver(b, make_strategy("beam_search", n=4, width=2), prm)
+    results = await solver.solve_many(PROBLEMS, concurrency=4)
+    assert engine_totals(results) == backend_totals(b)
+    assert {r.problem_id: r.ledger.verifier_tokens for r in results} == sent
+    assert all(r.ledger.verifier_requests > 0 and r.ledger.verifier_calls > 0 for r in results)
+
+
+async def test_a_generate_cancelled_at_the_deadline_is_recorded():
+    b = ScriptedBackend(["a long answer " * 10], token_delay_s=0.01)  # 1.4 s to answer
+    r = await Solver(b, make_strategy("best_of_n", n=2), budget=Budget(wall_s=0.2)).solve(PROBLEMS[0])
+    prompt = len(b.calls[0].prompt)
+    assert (r.ledger.requests, r.ledger.aborted_requests, r.ledger.prompt_tokens) == (1, 1, prompt)
+    assert [c.finish for c in r.candidates] == ["abort", "abort"]
+
+
+@pytest.fixture(scope="module")
+def counted_engine():
+    """The embedded model with vLLM's Prometheus counters on (the shared `engine` fixture runs
+    without them)."""
+    from ponder.backends.vllm import EngineConfig, VllmBackend
+
+    backend = VllmBackend(EngineConfig(model="smollm2-135m-instruct", max_model_len=2048, kv_cache_gib=1, max_num_seqs=64, log_stats=True))
+    yield backend
+    asyncio.run(backend.close())
+
+
+def vllm_counters() -> tuple[float, float, float]:
+    from prometheus_client import REGISTRY
+
+    totals = {"vllm:request_success_total": 0.0, "vllm:prompt_tokens_total": 0.0, "vllm:generation_tokens_total": 0.0}
+    for metric in REGISTRY.collect():
+        for sample in metric.samples:
+            if sample.name in totals:
+                totals[sample.name] += sample.value
+    return totals["vllm:request_success_total"], totals["vllm:prompt_tokens_total"], totals["vllm:generation_tokens_total"]
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("scorer", ["logprob", "judge"])
+async def test_the_ledgers_add_up_to_the_engines_own_counters(counted_engine, scorer):
+    prm = LogprobPRM(counted_engine, layout="chat") if scorer == "logprob" else Judge(counted_engine)
+    solver = Solver(counted_engine, make_strategy("beam_search", n=2, width=2, max_steps=3, step_tokens=24, final_tokens=32), prm, seed=3)
+    await asyncio.sleep(1.0)  # counters are updated from the engine's output loop
+    before = vllm_counters()
+    results = await solver.solve_many(PROBLEMS[:2], concurrency=2)
+    await asyncio.sleep(2.0)
+    after = vllm_counters()
+    requests, prompt, _, generated = engine_totals(results)
+    counted = tuple(a - b for a, b in zip(after, before))
+    assert (requests, prompt, generated) == counted, [r.ledger for r in results]
+    assert all(r.ledger.verifier_requests > 0 for r in results)
