@@ -31,11 +31,12 @@ class Budget(BaseModel):
     verifier_calls: int | None = Field(None, ge=1)
     wall_s: float | None = Field(None, gt=0)
 
-    def exhausted(self, ledger: Ledger) -> bool:
-        """Spent (or held by in-flight requests) up to a limit, or past the deadline."""
+    def exhausted(self, ledger: Ledger, reserved: bool = True) -> bool:
+        """Spent (or, with `reserved`, held by in-flight requests) up to a limit, or past the deadline."""
+        held_tokens, held_calls = (ledger.reserved_tokens, ledger.reserved_calls) if reserved else (0, 0)
         return (
-            (self.generated_tokens is not None and ledger.generated_tokens + ledger.reserved_tokens >= self.generated_tokens)
-            or (self.verifier_calls is not None and ledger.verifier_calls + ledger.reserved_calls >= self.verifier_calls)
+            (self.generated_tokens is not None and ledger.generated_tokens + held_tokens >= self.generated_tokens)
+            or (self.verifier_calls is not None and ledger.verifier_calls + held_calls >= self.verifier_calls)
             or (self.wall_s is not None and ledger.wall_s >= self.wall_s)
         )
 

@@ -157,7 +157,8 @@ class Solver:
 
         async def one(i: int, p: Problem) -> None:
             async with gate:
-                if self.global_budget.exhausted(self.ledger):
+                # spent, not merely held: what other problems hold in flight may come back
+                if self.global_budget.exhausted(self.ledger, reserved=False):
                     return
                 ctx: Context | None = None
                 try:

@@ -49,7 +49,7 @@ async def test_problems_sharing_a_global_budget_never_pass_it_together(name, tok
     assert solver.ledger.generated_tokens <= tokens
     assert sum(r.ledger.generated_tokens for r in results) == solver.ledger.generated_tokens
     assert b.stats().usage.generated_tokens <= tokens
-    assert results  # the first problem always starts
+    assert len(results) == problems  # all start before anything is spent; what others hold may come back
     for r in results:
         check_answer(r)
 
