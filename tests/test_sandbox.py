@@ -4,13 +4,14 @@ host private files, an empty environment and a fresh HOME."""
 
 from __future__ import annotations
 
-import logging
+import asyncio
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from pathlib import Path
 
@@ -108,6 +109,25 @@ async def test_the_candidate_cannot_see_the_tests_or_the_runner():
 async def test_output_is_capped():
     out = await run_program("while True:\n    print('x' * 1000)\n", SandboxConfig(timeout_s=30, max_output_kb=64))
     assert out.status == "killed" and "64 KiB" in out.detail and len(out.output) <= 4000
+
+
+@needs_root
+async def test_a_process_left_behind_neither_delays_the_verdict_nor_survives():
+    daemon = "import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(120)\n" + RIGHT
+    t = time.monotonic()
+    v = await CodeVerifier(timeout_s=30).verify(PROBLEM, daemon)
+    assert v.correct and time.monotonic() - t < 10
+    await asyncio.sleep(0.5)
+    left = [p for p in os.listdir("/proc") if p.isdigit() and "candidate.py" in _cmdline(p)]
+    assert left == []
+
+
+def _cmdline(pid: str) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
 
 
 @needs_root

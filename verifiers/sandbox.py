@@ -22,6 +22,7 @@ import os
 import secrets
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -57,19 +58,28 @@ class SandboxRun:
     detail: str = ""  # why it failed, as the test runner saw it
 
 
-class _Capped:
-    """Reads a stream to its end, keeping a tail; sets `over` past `limit` bytes."""
+class _Watch(asyncio.SubprocessProtocol):
+    """Collects one run's pipes as they arrive: a tail of the printed output (stderr) with a
+    cap on its total, and the verdict (stdout), which only the launcher and the runner hold."""
 
     def __init__(self, limit: int) -> None:
-        self.limit, self.seen, self.tail, self.over = limit, 0, b"", asyncio.Event()
+        self.limit, self.seen, self.tail, self.verdict = limit, 0, b"", b""
+        self.over, self.answered, self.quiet, self.exited = (asyncio.Event() for _ in range(4))
 
-    async def drain(self, stream: asyncio.StreamReader) -> None:
-        while chunk := await stream.read(65536):
-            self.seen += len(chunk)
-            self.tail = (self.tail + chunk)[-_TAIL * 4 :]
-            if self.seen > self.limit:
-                self.over.set()
-                return
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        if fd == 1:
+            self.verdict = (self.verdict + data)[: 1 << 20]
+            return
+        self.seen += len(data)
+        self.tail = (self.tail + data)[-_TAIL * 4 :]
+        if self.seen > self.limit:
+            self.over.set()
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        (self.answered if fd == 1 else self.quiet).set()
+
+    def process_exited(self) -> None:
+        self.exited.set()
 
 
 def _warn_once() -> None:
@@ -97,49 +107,60 @@ async def run_program(source: str, cfg: SandboxConfig | None = None, tests: str 
         "cgroup_procs": group.procs, "memory_mb": cfg.memory_mb, "cpu_s": cfg.cpu_s,
         "max_processes": cfg.max_processes, "max_file_mb": cfg.max_file_mb, "hide": _homes(),
     }
+    loop = asyncio.get_running_loop()
     try:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-I", "-B", _LAUNCHER, stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True, env={},
+        transport, watch = await loop.subprocess_exec(
+            lambda: _Watch(cfg.max_output_kb * 1024), sys.executable, "-I", "-B", _LAUNCHER,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, env={},
         )
         try:
-            return await _supervise(proc, json.dumps(spec).encode(), token, cfg)
+            return await _supervise(transport, watch, json.dumps(spec).encode(), token, cfg)
         finally:
-            _kill_group(proc.pid)
-            await proc.wait()
+            _kill_group(transport.get_pid())
+            # a process that escaped the group may still hold the output pipe: do not wait on it
+            await _wait(watch.exited, 2.0)
+            transport.close()
     finally:
         group.destroy()
         if workdir:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-async def _supervise(proc: asyncio.subprocess.Process, spec: bytes, token: str, cfg: SandboxConfig) -> SandboxRun:
-    assert proc.stdin and proc.stdout and proc.stderr
-    printed = _Capped(cfg.max_output_kb * 1024)
-    verdict = _Capped(1 << 20)
-    proc.stdin.write(spec)
-    await proc.stdin.drain()
-    proc.stdin.close()
-    reading = asyncio.gather(printed.drain(proc.stderr), verdict.drain(proc.stdout), proc.wait())
-    reading.add_done_callback(lambda f: f.cancelled() or f.exception())  # a cancelled read is no error
-    over = asyncio.ensure_future(printed.over.wait())
-    try:
-        done, _ = await asyncio.wait({reading, over}, timeout=cfg.timeout_s, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        over.cancel()
-    text = printed.tail.decode("utf-8", "replace")[-_TAIL:]
-    if reading not in done:
-        _kill_group(proc.pid)
-        reading.cancel()
-        if over in done and printed.over.is_set():
-            return SandboxRun(False, "killed", None, text, f"printed more than {cfg.max_output_kb} KiB")
-        return SandboxRun(False, "timeout", None, text, f"no verdict within {cfg.timeout_s} s")
-    result = _verdict(verdict.tail, token)
+async def _supervise(transport: asyncio.SubprocessTransport, watch: _Watch, spec: bytes, token: str, cfg: SandboxConfig) -> SandboxRun:
+    stdin = transport.get_pipe_transport(0)
+    stdin.write(spec)
+    stdin.close()
+    ended = await _wait_any((watch.answered, watch.over), cfg.timeout_s)
+    if watch.over.is_set():
+        return SandboxRun(False, "killed", None, _text(watch), f"printed more than {cfg.max_output_kb} KiB")
+    if not ended:
+        return SandboxRun(False, "timeout", None, _text(watch), f"no verdict within {cfg.timeout_s} s")
+    await _wait(watch.quiet, 1.0)  # the last output, unless something that escaped holds the pipe
+    code = transport.get_returncode()
+    result = _verdict(watch.verdict, token)
     if result is None:
-        status = "error" if proc.returncode == 3 else "failed"
-        return SandboxRun(False, status, proc.returncode, text, "no verdict from the test runner")
+        status = "error" if code == 3 else "failed"
+        return SandboxRun(False, status, code, _text(watch), "no verdict from the test runner")
     passed = result.get("passed") is True
-    return SandboxRun(passed, str(result.get("status", "failed")), proc.returncode, text, str(result.get("detail", "")))
+    return SandboxRun(passed, str(result.get("status", "failed")), code, _text(watch), str(result.get("detail", "")))
+
+
+def _text(watch: _Watch) -> str:
+    return watch.tail.decode("utf-8", "replace")[-_TAIL:]
+
+
+async def _wait(event: asyncio.Event, timeout_s: float) -> bool:
+    return await _wait_any((event,), timeout_s)
+
+
+async def _wait_any(events: tuple[asyncio.Event, ...], timeout_s: float) -> bool:
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        done, _ = await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
+    return bool(done)
 
 
 def _verdict(raw: bytes, token: str) -> dict | None:
