@@ -28,6 +28,8 @@ ROWS = {
     "dvts": ("dvts", dict(n=4, width=2, **STEP)),
     "particle_filtering": ("particle_filtering", dict(particles=4, **STEP)),
     "a_star": ("a_star", dict(k=4, step_tokens=48, final_tokens=96, max_depth=4, max_verifier_calls=24)),
+    # the greedy variant (only the best child on the open list) that used to be the default
+    "a_star_best": ("a_star", dict(k=4, step_tokens=48, final_tokens=96, max_depth=4, max_verifier_calls=24, push="best")),
     "sampling_long": ("best_of_n", dict(n=1, temperature=0.6, selection="first", max_tokens=384)),
     "trim": ("trim", dict(max_tokens=384, temperature=0.6, final_tokens=64, max_thoughts=4)),
     "deepconf": ("deepconf", dict(n=4, eta=50, window=32, top_k=5, max_tokens=160)),
@@ -88,12 +90,16 @@ def main() -> None:
     for row in rows:
         name, config = ROWS[row]
         m = got[row] = asyncio.run(run(backend, name, config, items, args.concurrency))
-        print(f"{row:20} {name:18} {m['acc']:5.2f} {m['tokens']:8d} {m['verifier']:6d} {m['wall']:7.1f} {m['latency']:9.2f} {m['hit']:5.2f}")
+        print(f"{row:20} {name:18} {m['acc']:5.2f} {m['tokens']:8d} {m['verifier']:6d} {m['wall']:7.1f} {m['latency']:9.2f} {m['hit']:5.2f}", flush=True)
 
     print()
     pairs = [
         ("a_star", "best_of_n_prm", "tokens", "a_star vs best_of_n (weighted by PRM): generated tokens"),
         ("a_star", "best_of_n_prm", "verifier", "a_star vs best_of_n (weighted by PRM): verifier calls"),
+        ("a_star_best", "best_of_n_prm", "tokens", "a_star push=best vs best_of_n (weighted by PRM): generated tokens"),
+        ("a_star_best", "best_of_n_prm", "verifier", "a_star push=best vs best_of_n (weighted by PRM): verifier calls"),
+        ("dvts", "best_of_n_prm", "tokens", "dvts vs best_of_n (weighted by PRM): generated tokens"),
+        ("particle_filtering", "best_of_n_prm", "tokens", "particle_filtering vs best_of_n (weighted by PRM): generated tokens"),
         ("early_rejection", "beam_search", "tokens", "early_rejection vs beam_search: generated tokens"),
         ("trim", "sampling_long", "tokens", "trim vs plain sampling: generated tokens"),
         ("trim", "sampling_long", "wall", "trim vs plain sampling: wall time"),

@@ -21,7 +21,9 @@ async def test_a_star_searches_within_its_budget(engine):
     r = await s.solve(PROBLEM)
     assert r.candidates and r.text
     assert r.ledger.verifier_calls <= 12 + 3
-    assert r.metrics["pops"] >= 1 and attrs(r, "f")
+    popped = [a for _, a in attrs(r, "open")]
+    # every scored child goes on the open list: after the first expansion it holds k entries
+    assert r.metrics["pops"] >= 2 and max(a["open"] for a in popped) >= 3
 
 
 async def test_early_rejection_continues_n_over_m_from_the_cached_prefix(engine):
@@ -50,18 +52,17 @@ async def test_pdr_and_sr_answer_with_a_bounded_workspace(engine):
 
 
 async def test_trim_steers_from_the_exact_prefix_with_a_real_judge(engine):
+    # a quarter of 64 tokens: the explanation asked for is longer, so the underthinking rule cuts it
     s = Solver(engine, make_strategy("trim", max_tokens=64, underthink_ratio=0.25, final_tokens=32), Judge(engine), seed=5)
     r = await s.solve(LONG)
     (streamed,) = [(n, a) for n, a in r.trace.graph.nodes(data=True) if a["depth"] == 1]
-    if r.metrics["trimmed"]:
-        assert streamed[1]["finish"] == "abort" and r.ledger.aborted_requests == 1
-        (steer,) = [n for n, _ in attrs(r, "steer")]
-        steer_node, stream_node = r.trace.node(steer), r.trace.node(streamed[0])
-        assert steer_node.ids == stream_node.ids + tuple(engine.tokenizer.encode("\n\n**Final Answer**\n"))
-        (final,) = r.trace.graph.successors(steer)
-        assert r.trace.node(final).ids[: len(steer_node.ids)] == steer_node.ids
-    else:
-        assert streamed[1]["finish"] in ("eos", "length")
+    assert r.metrics["trimmed"] == 1 and r.metrics["judge_failures"] == 0
+    assert streamed[1]["finish"] == "abort" and r.ledger.aborted_requests == 1
+    (steer,) = [n for n, _ in attrs(r, "steer")]
+    steer_node, stream_node = r.trace.node(steer), r.trace.node(streamed[0])
+    assert steer_node.ids == stream_node.ids + tuple(engine.tokenizer.encode("\n\n**Final Answer**\n"))
+    (final,) = r.trace.graph.successors(steer)
+    assert r.trace.node(final).ids[: len(steer_node.ids)] == steer_node.ids
     assert r.text
 
 
@@ -69,8 +70,11 @@ async def test_deepconf_offline_and_online(engine):
     r = await Solver(engine, make_strategy("deepconf", n=4, eta=50, window=16, top_k=5, max_tokens=48), seed=6).solve(PROBLEM)
     confs = [a["confidence"] for _, a in attrs(r, "confidence")]
     assert len(confs) == 4 and all(c > 0 for c in confs) and r.metrics["voters"] == 2
-    r = await Solver(engine, make_strategy("deepconf", mode="online", n=6, warmup=3, eta=50, window=8, top_k=5, max_tokens=48), seed=6).solve(PROBLEM)
-    assert r.ledger.aborted_requests == r.metrics["aborted"]
-    for _, a in r.trace.graph.nodes(data=True):
+    # DeepConf-low: the threshold is the 90th percentile of the warm-up, so most online traces fall below it
+    r = await Solver(engine, make_strategy("deepconf", mode="online", n=6, warmup=3, preset="low", window=8, top_k=5, max_tokens=48), seed=6).solve(PROBLEM)
+    online = [a for _, a in r.trace.graph.nodes(data=True) if a.get("warmup") is False]
+    assert len(online) == 3 and r.metrics["aborted"] >= 1
+    assert r.ledger.aborted_requests == r.metrics["aborted"] == sum(a["finish"] == "abort" for a in online)
+    for a in online:
         if a["finish"] == "abort":
-            assert a["confidence"] < r.metrics["threshold"]
+            assert a["confidence"] < r.metrics["threshold"] and a["tokens"] < 48

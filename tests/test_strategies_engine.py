@@ -41,6 +41,16 @@ async def test_step_search_reuses_the_prefix_cache(engine, name, config):
     assert r.ledger.cached_tokens > 0 and r.ledger.verifier_calls >= len(g) - 1
 
 
+async def test_dvts_hands_all_n_leaves_to_the_vote(engine):
+    r = await solver(engine, "dvts", n=4, width=2, **SMALL).solve(PROBLEM)
+    g = r.trace.graph
+    assert len(r.candidates) == 4 and all(c.score is not None for c in r.candidates)
+    siblings = {}
+    for c in r.candidates:
+        siblings.setdefault(next(iter(g.predecessors(c.node))), []).append(c.node)
+    assert sorted(len(v) for v in siblings.values()) == [2, 2]  # the M last-step siblings of each subtree
+
+
 async def test_beam_search_with_lookahead_runs(engine):
     r = await solver(engine, "beam_search", n=4, width=2, lookahead=1, **SMALL).solve(PROBLEM)
     assert r.candidates and r.ledger.requests > 4
@@ -48,12 +58,19 @@ async def test_beam_search_with_lookahead_runs(engine):
 
 async def test_first_finish_aborts_the_losers(engine):
     r = await solver(engine, "first_finish", n=4, max_tokens=256).solve(PROBLEM)
-    aborted = [a for _, a in r.trace.graph.nodes(data=True) if a["finish"] == "abort"]
-    assert r.ledger.aborted_requests == len(aborted) == r.metrics.get("aborted", 0)
-    if "fallback" not in r.metrics:
-        winner = r.metrics["winner_tokens"]
-        # losers stopped within a few tokens of the winner's finish (all decode in the same batch)
-        assert all(a["tokens"] <= winner + 16 for a in aborted)
+    assert "fallback" not in r.metrics  # seeded: at least one sample ends with EOS within 256 tokens
+    g = r.trace.graph
+    samples = {a["sample"]: a for _, a in g.nodes(data=True) if "sample" in a}
+    assert sorted(samples) == [0, 1, 2, 3]
+    aborted = [a for a in samples.values() if a["finish"] == "abort"]
+    assert r.ledger.aborted_requests == len(aborted) == r.metrics["aborted"]
+    # the winner is the sample whose last token came first; no sample that got its last token is aborted
+    eos = [a for a in samples.values() if a["finish"] == "eos"]
+    (chosen,) = [a for _, a in g.nodes(data=True) if a.get("chosen")]
+    assert chosen["t_end"] == min(a["t_end"] for a in eos)
+    winner = r.metrics["winner_tokens"]
+    # losers stopped within a few tokens of the winner's finish (all decode in the same batch)
+    assert all(a["tokens"] <= winner + 16 for a in aborted)
     assert engine.unfinished_requests() == 0
 
 
