@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+import uuid
 
 import pytest
 
@@ -61,32 +62,15 @@ async def test_memory_hog_is_contained():
 
 
 async def test_fork_bomb_is_contained():
-    bomb = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
+    marker = f"ponder-bomb-{uuid.uuid4().hex}"  # in every bomb's command line: other runs may be going on
+    bomb = ("import os, sys\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n")
+    source = f"import os, sys\nos.execv(sys.executable, [sys.executable, '-c', {bomb!r}, {marker!r}])\n"
     t = time.monotonic()
-    out = await run_program(bomb, SandboxConfig(timeout_s=3, max_processes=16))
+    out = await run_program(source, SandboxConfig(timeout_s=3, max_processes=16))
     assert not out.passed and time.monotonic() - t < 20
     await asyncio.sleep(0.5)
-    # nothing of the bomb is left running
-    leftovers = [pid for pid in os.listdir("/proc") if pid.isdigit() and _cmdline(pid).endswith("candidate.py")]
+    leftovers = [pid for pid in os.listdir("/proc") if pid.isdigit() and marker in _cmdline(pid)]
     assert leftovers == []
-
-
-async def test_mbpp_reference_solutions_pass(data_dir):
-    import json
-
-    rows = [json.loads(x) for x in (data_dir / "mbpp" / "test.jsonl").read_text().splitlines() if x.strip()]
-    assert len(rows) == 257
-    verifier = CodeVerifier(timeout_s=20)
-    gate = asyncio.Semaphore(4)
-
-    async def one(r):
-        prob = Problem(id=r["id"], question=r["prompt"], kind="code",
-                       meta={"tests": r["test_list"], "test_setup": "\n".join(r.get("test_imports") or [])})
-        async with gate:
-            return r["id"], await verifier.verify(prob, r["code"])
-
-    verdicts = await asyncio.gather(*(one(r) for r in rows))
-    assert [i for i, v in verdicts if not v.correct] == []
 
 
 def _cmdline(pid: str) -> str:

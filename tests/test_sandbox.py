@@ -29,6 +29,7 @@ PROBLEM = Problem(id="p", question="add and half", kind="code", meta={"tests": [
 ]})
 RIGHT = "def add(a, b):\n    return a + b\n\ndef half(x):\n    return x / 2\n"
 WRONG = "def add(a, b):\n    return a - b\n\ndef half(x):\n    return x\n"
+ALMOST = "def add(a, b):\n    return a + b\n\ndef half(x):\n    return x\n"  # only the abs(...) assert fails
 
 TRICKS = {
     "exit": "exit()",
@@ -39,6 +40,7 @@ TRICKS = {
     "SystemExit in a call": "def add(a, b):\n    raise SystemExit(0)",
     "os._exit in a call": "import os\ndef add(a, b):\n    os._exit(0)",
     "patched builtins": "import builtins\nbuiltins.abs = lambda x: 0\nbuiltins.AssertionError = type('A', (Exception,), {})",
+    "shadowed builtin": "def abs(x):\n    return 0",
     "always-equal object": "class E:\n    __eq__ = lambda s, o: True\n    __lt__ = __sub__ = __rsub__ = lambda s, o: E()\n"
                            "    __abs__ = lambda s: 0\ndef add(a, b):\n    return E()\ndef half(x):\n    return E()",
     "int subclass": "class S(int):\n    __eq__ = lambda s, o: True\n    __hash__ = int.__hash__\ndef add(a, b):\n    return S(0)",
@@ -71,11 +73,12 @@ os._exit(0)
 async def test_a_right_solution_passes_and_a_wrong_one_fails():
     assert (await CodeVerifier().verify(PROBLEM, RIGHT)).correct
     assert not (await CodeVerifier().verify(PROBLEM, WRONG)).correct
+    assert not (await CodeVerifier().verify(PROBLEM, ALMOST)).correct
 
 
 @pytest.mark.parametrize("trick", TRICKS, ids=list(TRICKS))
 async def test_a_wrong_solution_with_a_trick_fails(trick):
-    v = await CodeVerifier().verify(PROBLEM, f"```python\n{WRONG}\n{TRICKS[trick]}\n```")
+    v = await CodeVerifier().verify(PROBLEM, f"```python\n{ALMOST}\n{TRICKS[trick]}\n```")
     assert not v.correct and v.score == 0.0
 
 
@@ -113,12 +116,14 @@ async def test_output_is_capped():
 
 @needs_root
 async def test_a_process_left_behind_neither_delays_the_verdict_nor_survives():
-    daemon = "import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(120)\n" + RIGHT
+    marker = f"ponder-daemon-{uuid.uuid4().hex}"  # in the leftover's command line: other runs may be going on
+    daemon = (f"import os, sys\nif os.fork() == 0:\n    os.setsid()\n"
+              f"    os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(120)', {marker!r}])\n" + RIGHT)
     t = time.monotonic()
     v = await CodeVerifier(timeout_s=30).verify(PROBLEM, daemon)
     assert v.correct and time.monotonic() - t < 10
     await asyncio.sleep(0.5)
-    left = [p for p in os.listdir("/proc") if p.isdigit() and "candidate.py" in _cmdline(p)]
+    left = [p for p in os.listdir("/proc") if p.isdigit() and marker in _cmdline(p)]
     assert left == []
 
 
