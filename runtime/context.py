@@ -160,7 +160,7 @@ class Context:
         an `abort` delta."""
         self._admit(node.ids)
         grant = self.allowance.reserve_tokens(1, sampling.max_tokens)
-        generated, finished = 0, False
+        generated, cached, finished = 0, 0, False
         try:
             if not grant.samples:
                 yield Delta((), "", "length", usage=Usage())
@@ -174,11 +174,12 @@ class Context:
                         break
                     except asyncio.TimeoutError:
                         finished = True
-                        usage = Usage(len(node.ids), 0, generated)
+                        usage = Usage(len(node.ids), cached, generated)
                         self.ledger.record(usage, aborted=True)
                         yield Delta((), "", "abort", usage=usage)
                         break
                     generated += len(d.token_ids)
+                    cached = d.cached_tokens or cached  # the engine reports it early, for streams left early
                     if d.usage is not None:
                         finished = True
                         self.ledger.record(d.usage, aborted=d.finish_reason == "abort")
@@ -187,7 +188,7 @@ class Context:
                 await source.aclose()  # leaving early aborts the request in the engine
         finally:
             if grant.samples and not finished:
-                self.ledger.record(Usage(len(node.ids), 0, generated), aborted=True)
+                self.ledger.record(Usage(len(node.ids), cached, generated), aborted=True)
             grant.reservation.release()
 
     def done(self, node: Node) -> bool:

@@ -118,3 +118,18 @@ async def test_the_ledgers_add_up_to_the_engines_own_counters(counted_engine, sc
     counted = tuple(a - b for a, b in zip(after, before))
     assert (requests, prompt, generated) == counted, [r.ledger for r in results]
     assert all(r.ledger.verifier_requests > 0 for r in results)
+
+
+async def test_a_stream_left_early_is_recorded_as_the_engine_counted_it():
+    import contextlib
+
+    from ponder.runtime.context import Context
+
+    b = ScriptedBackend(["a long answer that goes on and on \\boxed{7}"], token_delay_s=0.001)
+    ctx = Context(Problem(id="s", question="What is 3 + 4? " * 4), b)
+    for _ in range(2):  # the second stream finds the prompt's blocks in the cache
+        async with contextlib.aclosing(ctx.stream(ctx.tree.root, ctx.sampling(max_tokens=64))) as stream:
+            async for d in stream:
+                break
+    assert ctx.ledger.aborted_requests == 2 and ctx.ledger.cached_tokens > 0
+    assert (ctx.ledger.requests, ctx.ledger.prompt_tokens, ctx.ledger.cached_tokens, ctx.ledger.generated_tokens) == backend_totals(b)
