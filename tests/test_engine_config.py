@@ -75,3 +75,10 @@ def test_bad_engine_option_is_named(model_path):
     with pytest.raises(ValueError, match="engine option not understood.*no_such_option"):
         with engine_setup(EngineConfig(model=str(model_path), extra_args={"no_such_option": 1}), model_path):
             pass
+
+
+def test_a_step_budget_below_the_context_is_refused_on_cpu(model_path):
+    # unchunked, a prompt longer than one step could never be scheduled: vLLM refuses the config
+    with pytest.raises(ValueError, match="max_num_batched_tokens"):
+        with engine_setup(EngineConfig(model=str(model_path), max_model_len=512, max_num_batched_tokens=256), model_path):
+            pass
