@@ -82,10 +82,17 @@ async def test_a_wrong_solution_with_a_trick_fails(trick):
     assert not v.correct and v.score == 0.0
 
 
+async def test_the_function_under_test_may_have_a_builtins_name():
+    prob = Problem(id="s", question="sum of common divisors", kind="code", meta={"tests": ["assert sum(10, 15) == 6"]})
+    code = "def sum(a, b):\n    return __builtins__.sum(i for i in range(1, min(a, b)) if a % i == 0 and b % i == 0)\n"
+    assert (await CodeVerifier().verify(prob, code)).correct
+
+
 async def test_exiting_early_fails_even_a_right_solution():
     assert not (await CodeVerifier().verify(PROBLEM, RIGHT + "\nimport sys\nsys.exit(0)\n")).correct
 
 
+@needs_root
 async def test_the_candidate_cannot_see_the_tests_or_the_runner():
     spy = textwrap.dedent("""
         import os

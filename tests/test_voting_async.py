@@ -12,7 +12,7 @@ import pytest
 
 from ponder.records.result import Candidate
 from ponder.verifiers.answer import equivalent, equivalent_async
-from ponder.verifiers.symbolic import shared_pool
+from ponder.verifiers.symbolic import SymbolicPool, shared_pool
 from ponder.verifiers.voting import clusters, clusters_async, select, select_async
 
 # sympy expands both sides: about 14 s on this machine when nothing stops it
@@ -82,3 +82,15 @@ async def test_async_forms_agree_with_the_sync_ones():
         assert (await select_async(cands, how)) == select(cands, how)
     with pytest.raises(ValueError, match="selection"):
         await select_async(cands, "nope")
+
+
+def test_a_worker_that_died_is_replaced():
+    pool = SymbolicPool(workers=1)
+    try:
+        assert pool.equivalent("x^2+2x+1", "(x+1)^2", 30)
+        for worker in pool._idle:
+            worker.process.kill()
+            worker.process.wait()
+        assert pool.equivalent("x^2+2x+1", "(x+1)^2", 30)
+    finally:
+        pool.close()

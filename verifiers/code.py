@@ -8,6 +8,8 @@ optional `test_setup`. The candidate's code and the tests run in separate proces
 
 from __future__ import annotations
 
+import ast
+
 from ..records.problem import Problem
 from .answer import Extracted
 from .base import Verdict
@@ -44,8 +46,23 @@ class CodeVerifier:
         tests = "\n".join(meta.get("tests", []))
         return f"{prefix}{code}\n", f"{meta.get('test_setup', '')}\n{tests}\n"
 
+    def subjects(self, problem: Problem) -> list[str]:
+        """The functions under test: the entry point, or what the first test statement calls."""
+        entry = problem.meta.get("entry_point")
+        if entry:
+            return [str(entry)]
+        for line in problem.meta.get("tests", []):
+            try:
+                tree = ast.parse(line)
+            except SyntaxError:
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                    return [node.func.id]  # walk is breadth-first: the outermost call of the first statement
+        return []
+
     async def verify(self, problem: Problem, response: str) -> Verdict:
         code = extract_code(response)
         source, tests = self.program(problem, code)
-        outcome = await run_program(source, self.config, tests)
+        outcome = await run_program(source, self.config, tests, self.subjects(problem))
         return Verdict(outcome.passed, 1.0 if outcome.passed else 0.0, Extracted(code, outcome.status).text)

@@ -151,8 +151,9 @@ def run(cfg: dict, child: subprocess.Popen, link: Link) -> dict:
                 ns[top] = __import__(top)
             except ImportError:
                 pass
-    # a candidate's `abs` or `math` must not stand in for the one the tests mean
-    reserved = set(dir(builtins)) | set(sys.stdlib_module_names)
+    # a candidate's `abs` or `math` must not stand in for the one the tests mean, unless it is
+    # the function under test (MBPP has a `sum`)
+    reserved = (set(dir(builtins)) | set(sys.stdlib_module_names)) - set(cfg["subjects"])
     ns.update({str(n): Remote(["n", str(n)]) for n in names if str(n) not in reserved})
     try:
         exec(compile(cfg["tests"], "tests", "exec"), ns)

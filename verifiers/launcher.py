@@ -118,18 +118,38 @@ def _runner(spec: dict, config_r: int, result_fd: int, candidate_uid: int | None
     os.execve(sys.executable, [sys.executable, "-I", "-B", os.path.join(_HERE, "harness.py"), str(config_r), str(result_fd)], {})
 
 
+def probe() -> None:
+    """Exit 0 when this machine lets us isolate a run: the namespaces, the mounts, the uid change."""
+    _check(_LIBC.unshare(sum(_CLONE.values())), "unshare")
+    _mount(None, "/", None, _MS_REC | _MS_PRIVATE)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _mount("proc", "/proc", "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
+            _hide(["/tmp"], _needed(), 1)
+            uid = 2_000_000_000 + secrets.randbelow(100_000_000)
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            os._exit(0)
+        except BaseException as e:
+            print(f"sandbox isolation unavailable: {e}", file=sys.stderr, flush=True)
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    os._exit(0 if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 else 1)
+
+
 def main() -> None:
     _LIBC.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)  # the token passes through here: keep /proc/PID/mem closed
+    if sys.argv[1:] == ["--probe"]:
+        probe()
     spec = json.loads(sys.stdin.buffer.read())
     if spec.get("cgroup_procs"):
         with open(spec["cgroup_procs"], "w") as f:
             f.write(str(os.getpid()))
     candidate_uid = runner_uid = None
     if spec["isolate"]:
-        flags = 0
-        for flag in _CLONE.values():
-            flags |= flag
-        _check(_LIBC.unshare(flags), "unshare")
+        _check(_LIBC.unshare(sum(_CLONE.values())), "unshare")
         _mount(None, "/", None, _MS_REC | _MS_PRIVATE)  # nothing mounted here reaches the host
         candidate_uid = 2_000_000_000 + 2 * secrets.randbelow(50_000_000)
         runner_uid = candidate_uid + 1
@@ -145,7 +165,7 @@ def main() -> None:
         os._exit(3)
     os.close(config_r)
     config = {
-        "token": spec["token"], "tests": spec["tests"], "candidate_uid": candidate_uid, "runner_uid": runner_uid,
+        "token": spec["token"], "tests": spec["tests"], "subjects": spec["subjects"], "candidate_uid": candidate_uid, "runner_uid": runner_uid,
         "workdir": "/tmp/work" if candidate_uid is not None else spec["workdir"],
     }
     config["candidate"] = os.path.join(config["workdir"], "candidate.py")

@@ -9,13 +9,15 @@ patches the asserts or prints a success marker fails. Output is read with a cap,
 timeout kills the run, and the pids cgroup (where one can be made) kills whatever is left.
 
 As root the run gets new mount, network and pid namespaces and unprivileged uids. Without root
-there is no network or file isolation: the candidate can reach the network and read whatever the
-user can; a warning says so once.
+(or where a container refuses namespaces) there is no network or file isolation: the candidate
+runs as this user, can reach the network and read, or signal, whatever the user can (this process
+included, so a deliberate attack could forge a verdict); a warning says so once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -26,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
+from typing import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -82,28 +85,46 @@ class _Watch(asyncio.SubprocessProtocol):
         self.exited.set()
 
 
-def _warn_once() -> None:
+def _warn_once(why: str) -> None:
     global _warned
     if not _warned:
         _warned = True
         log.warning(
-            "code sandbox without root: no network or file isolation (the candidate keeps the network "
-            "and can read what this user can); only time, memory, process and output limits apply"
+            "code sandbox %s: no network or file isolation (the candidate keeps the network and can read "
+            "and signal what this user can, this process included); only time, memory, process and "
+            "output limits apply", why,
         )
 
 
-async def run_program(source: str, cfg: SandboxConfig | None = None, tests: str = "") -> SandboxRun:
+@functools.cache
+def _can_isolate() -> bool:
+    """Whether this machine grants the namespaces, mounts and uid change a run needs (root is not
+    enough in a container without CAP_SYS_ADMIN), tried once in a throwaway launcher."""
+    if os.geteuid() != 0:
+        return False
+    try:
+        done = subprocess.run([sys.executable, "-I", "-B", _LAUNCHER, "--probe"], capture_output=True, timeout=60, env={})
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+async def run_program(
+    source: str, cfg: SandboxConfig | None = None, tests: str = "", subjects: Sequence[str] = (),
+) -> SandboxRun:
     """Run `source` as the candidate's module, then `tests` (Python statements that call the
-    candidate's functions by name). Passed = every test statement ran without raising."""
+    candidate's functions by name). Passed = every test statement ran without raising. In the
+    tests, the candidate's names never hide builtins or stdlib modules, except `subjects` (the
+    functions under test)."""
     cfg = cfg or SandboxConfig()
-    isolate = cfg.isolate and os.geteuid() == 0
+    isolate = cfg.isolate and await asyncio.to_thread(_can_isolate)
     if not isolate:
-        _warn_once()
+        _warn_once("without root" if os.geteuid() != 0 else "without namespaces")
     token = secrets.token_hex(16)
     workdir = None if isolate else tempfile.mkdtemp(prefix="ponder-code-")
     group = PidsGroup.create(cfg.max_processes + 4)  # the launcher and the runner count too
     spec = {
-        "token": token, "source": source, "tests": tests, "isolate": isolate, "workdir": workdir,
+        "token": token, "source": source, "tests": tests, "subjects": list(subjects), "isolate": isolate, "workdir": workdir,
         "cgroup_procs": group.procs, "memory_mb": cfg.memory_mb, "cpu_s": cfg.cpu_s,
         "max_processes": cfg.max_processes, "max_file_mb": cfg.max_file_mb, "hide": _homes(),
     }

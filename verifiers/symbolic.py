@@ -49,9 +49,13 @@ class _Worker:
     def __init__(self) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-I", "-c", _WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, bufsize=0,
+            stderr=subprocess.DEVNULL, bufsize=0, start_new_session=True,  # a terminal's Ctrl-C is for us, not it
         )
-        if self.reply(self.START_S) != "ready":
+        try:
+            ready = self.reply(self.START_S)
+        except EOFError:
+            ready = None
+        if ready != "ready":
             self.kill()
             raise RuntimeError("the math-verify worker did not start")
 
@@ -65,15 +69,17 @@ class _Worker:
     def reply(self, timeout_s: float) -> str | None:
         assert self.process.stdout is not None
         fd = self.process.stdout.fileno()
+        ready = select.poll()  # not select(): an engine's process may hold descriptors past 1024
+        ready.register(fd, select.POLLIN)
         deadline = time.monotonic() + timeout_s
         line = b""
         while not line.endswith(b"\n"):
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
+            if left <= 0 or not ready.poll(left * 1000):
                 return None
             chunk = os.read(fd, 64)
             if not chunk:
-                return None
+                raise EOFError("the math-verify worker exited")
             line += chunk
         return line.decode().strip()
 
@@ -97,16 +103,20 @@ class SymbolicPool:
 
     def equivalent(self, answer: str, reference: str, timeout_s: float) -> bool:
         """math-verify's verdict, or False when it takes longer than `timeout_s`."""
-        worker = self._take()
-        try:
-            result = worker.ask(answer, reference, timeout_s)
-        except OSError:  # the worker died
-            result = None
-        if result is not None:
-            self._give_back(worker)
-            return result
-        worker.kill()  # past its time (or dead): never reused
-        self._give_back(None)
+        for _ in range(2):  # a worker found dead is replaced once; one past its time is not retried
+            worker = self._take()
+            try:
+                result = worker.ask(answer, reference, timeout_s)
+            except (OSError, EOFError):
+                worker.kill()
+                self._give_back(None)
+                continue
+            if result is not None:
+                self._give_back(worker)
+                return result
+            worker.kill()  # past its time: never reused
+            self._give_back(None)
+            return False
         return False
 
     def _take(self) -> _Worker:
