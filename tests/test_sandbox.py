@@ -88,6 +88,12 @@ async def test_the_function_under_test_may_have_a_builtins_name():
     assert (await CodeVerifier().verify(prob, code)).correct
 
 
+async def test_an_exit_fails_even_where_the_tests_catch_everything():
+    tests = "try:\n    assert add(2, 3) == 5\nexcept BaseException:\n    pass\n"
+    out = await run_program("import os\ndef add(a, b):\n    os._exit(0)\n", tests=tests)
+    assert not out.passed and "exited" in out.detail
+
+
 async def test_exiting_early_fails_even_a_right_solution():
     assert not (await CodeVerifier().verify(PROBLEM, RIGHT + "\nimport sys\nsys.exit(0)\n")).correct
 

@@ -13,7 +13,11 @@ Why the candidate cannot forge a pass:
 - values come back as plain builtins decoded here (wire.py), so the candidate's types,
   `__eq__` and patched builtins never run in this process; its asserts are its own;
 - an early exit of the candidate (exit(), os._exit, atexit, SystemExit, a signal) closes the
-  pipe, which raises ChannelClosed (a BaseException the tests cannot catch): no token.
+  pipe: ChannelClosed, and no token even if a test caught it;
+- in the tests, the candidate's names never hide builtins or stdlib modules (its `abs` is not
+  the tests' `abs`), except the functions under test the config names.
+Without root all processes share one uid: this process stays non-dumpable, but the engine
+process that started the run does not, so there a deliberate attack on it is not excluded.
 """
 
 from __future__ import annotations
@@ -46,9 +50,15 @@ class Link:
     def __init__(self, request_fd: int, reply_fd: int) -> None:
         self.request_fd, self.reply_fd = request_fd, reply_fd
 
+    closed = False  # once set, the run fails whatever the tests caught
+
     def ask(self, *message: object) -> object:
-        wire.send(self.request_fd, list(message))
-        kind, *body = wire.receive(self.reply_fd)
+        try:
+            wire.send(self.request_fd, list(message))
+            kind, *body = wire.receive(self.reply_fd)
+        except (wire.ChannelClosed, OSError) as e:
+            self.closed = True
+            raise wire.ChannelClosed(str(e)) from None
         if kind == "ok":
             return wire.decode(body[0], Remote)
         if kind == "raise":
@@ -157,6 +167,8 @@ def run(cfg: dict, child: subprocess.Popen, link: Link) -> dict:
     ns.update({str(n): Remote(["n", str(n)]) for n in names if str(n) not in reserved})
     try:
         exec(compile(cfg["tests"], "tests", "exec"), ns)
+        if link.closed:  # a test that swallowed the exit (`except BaseException`) still fails
+            raise wire.ChannelClosed("the candidate's process went away")
     except wire.ChannelClosed:
         status, detail = _gone(child)
         return {"passed": False, "status": status, "detail": detail}
