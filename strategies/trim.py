@@ -90,16 +90,16 @@ class Trim(Configured[TrimConfig]):
         return Judge(ctx.backend)
 
     async def _ask(self, ctx: Context, judge: Any, watch: _Watch, context: str, question: str) -> bool | None:
-        """The judge's yes/no, or None when the call failed twice."""
+        """The judge's yes/no; None when the call failed twice or no verifier call is left.
+        Every try is a verifier call in the ledger, failed or not."""
         for attempt in range(2):
             try:
-                p = await judge.p_yes(context, question)
+                p = await ctx.verify(lambda: judge.p_yes(context, question))
             except Exception as e:  # noqa: BLE001 - any judge failure costs one question, not the detection
                 error = f"{type(e).__name__}: {e}"
                 watch.retries += attempt == 0
                 continue
-            ctx.ledger.record_verifier(1, len(ctx.tokenizer.encode(context)))
-            return p >= 0.5
+            return None if p is None else p >= 0.5
         watch.failures.append(error)
         return None
 
