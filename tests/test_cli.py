@@ -30,7 +30,8 @@ def test_unknown_strategy_is_one_clear_line():
     p = ponder("solve", "2+2?", "--strategy", "nope")
     assert p.returncode == 2
     (line,) = p.stderr.strip().splitlines()
-    assert line.startswith("error: unknown strategy 'nope': expected one of a_star, beam_search, best_of_n, deepconf, dvts,")
+    assert line.startswith("error: unknown strategy 'nope': expected one of a_star, ")
+    assert ", beam_search, best_of_n, " in line
 
 
 def test_missing_model_is_one_clear_line():
