@@ -10,6 +10,17 @@ Rows, on one engine, one after another:
   temperature: samples and tokens saved, accuracy.
 
 Run: .venv/bin/python bench/strategies3.py [--problems 20] [--concurrency 16] [--w-problems 8] [--w-concurrency 4] [--max-n 16]
+
+Measured (`bench/strategies3.py --problems 20`, smollm2-135m-instruct on the 2-core CPU engine,
+shared machine, 11 min in all):
+    beam_search (N=8, M=4)      acc 0.10  13145 tokens  380 verifier calls  72.3 s
+    mcts W=4 (budget 657/pb)    acc 0.10  10865 tokens  492 verifier calls  73.4 s  (0.83x tokens)
+    mcts W=4 / W=1, 8 problems at concurrency 4: 44.7 s / 45.7 s wall, 20.2 s / 18.4 s latency
+    best_of_n n=16 majority     acc 0.20  320 samples  34612 tokens  173.5 s
+    adaptive max_n=16           acc 0.20  316 samples (2 aborted)  33898 tokens  209.8 s
+On the CPU engine a fuller batch costs about as much per token as the requests one after
+another, so W=4 gains no wall time there; the 135M model's answers rarely agree, so the
+vote is seldom decided and adaptive consistency draws nearly all max_n samples.
 """
 
 from __future__ import annotations
