@@ -320,3 +320,22 @@ async def test_concurrent_calls_never_pass_the_request_budget():
     # a client stop string ends the trajectory ("eos"), unlike a strategy's step delimiter
     assert [c.finish_reason for c in outs[0]] == ["eos"] * 3
     assert [c.finish_reason for c in outs[3]] == ["length"] * 3 and not any(c.token_ids for c in outs[3])
+
+
+# -- in front of a vLLM server (the session's) instead of an in-process engine ----------------------
+def test_serve_in_front_of_a_vllm_server(vllm_server, tmp_path):
+    port = free_port()
+    log = open(tmp_path / "serve.log", "w")
+    proc = subprocess.Popen([PONDER, "serve", "--port", str(port), "--endpoint", vllm_server[0], "-v"],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/health", proc, 120, log)
+        c = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=0, timeout=120)
+        ask = dict(model="best_of_n", messages=COUNT, max_tokens=16, n=2, seed=4, extra_body={"ponder": {"n": 3}})
+        plain = c.chat.completions.create(**ask)
+        assert len(plain.choices) == 2 and plain.usage.completion_tokens <= 3 * 16
+        streamed = "".join(ch.delta.content or "" for chunk in c.chat.completions.create(stream=True, **ask) for ch in chunk.choices if ch.index == 0)
+        assert streamed == plain.choices[0].message.content
+    finally:
+        stop(proc)
+        log.close()
