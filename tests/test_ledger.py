@@ -105,10 +105,13 @@ def vllm_counters() -> tuple[float, float, float]:
 
 
 @pytest.mark.engine
+@pytest.mark.parametrize("samples", [1, 2])  # samples per request: DVTS with width 1, beam search with width 2
 @pytest.mark.parametrize("scorer", ["logprob", "judge"])
-async def test_the_ledgers_add_up_to_the_engines_own_counters(counted_engine, scorer):
+async def test_the_ledgers_add_up_to_the_engines_own_counters(counted_engine, scorer, samples):
     prm = LogprobPRM(counted_engine, layout="chat") if scorer == "logprob" else Judge(counted_engine)
-    solver = Solver(counted_engine, make_strategy("beam_search", n=2, width=2, max_steps=3, step_tokens=24, final_tokens=32), prm, seed=3)
+    name = "dvts" if samples == 1 else "beam_search"
+    search = make_strategy(name, n=2, width=samples, max_steps=3, step_tokens=24, final_tokens=32)
+    solver = Solver(counted_engine, search, prm, seed=3)
     await asyncio.sleep(1.0)  # counters are updated from the engine's output loop
     before = vllm_counters()
     results = await solver.solve_many(PROBLEMS[:2], concurrency=2)
