@@ -62,6 +62,8 @@ async def run(backend, name, config, items, concurrency):
         "acc": sum(bool(r.correct) for r in results) / len(results), "tokens": led.generated_tokens,
         "verifier": led.verifier_calls, "wall": wall, "latency": sum(r.ledger.wall_s for r in results) / len(results),
         "hit": led.cached_tokens / max(led.prompt_tokens, 1),
+        # share of problems answered by a strategy's fallback (A*: budget spent before a goal was popped)
+        "fallback": sum(bool(r.metrics.get("fallback")) for r in results) / len(results),
     }
 
 
@@ -85,12 +87,12 @@ def main() -> None:
     items = problems(args.problems, args.seed)
     rows = [r for r in args.only.split(",") if r] or list(ROWS)
     print(f"{len(items)} chain_sum problems (seed {args.seed}), concurrency {args.concurrency}, model {args.model}\n")
-    print(f"{'row':20} {'strategy':18} {'acc':>5} {'gen tok':>8} {'verif':>6} {'wall s':>7} {'latency s':>9} {'hit':>5}")
+    print(f"{'row':20} {'strategy':18} {'acc':>5} {'gen tok':>8} {'verif':>6} {'wall s':>7} {'latency s':>9} {'hit':>5} {'fallbk':>6}")
     got = {}
     for row in rows:
         name, config = ROWS[row]
         m = got[row] = asyncio.run(run(backend, name, config, items, args.concurrency))
-        print(f"{row:20} {name:18} {m['acc']:5.2f} {m['tokens']:8d} {m['verifier']:6d} {m['wall']:7.1f} {m['latency']:9.2f} {m['hit']:5.2f}", flush=True)
+        print(f"{row:20} {name:18} {m['acc']:5.2f} {m['tokens']:8d} {m['verifier']:6d} {m['wall']:7.1f} {m['latency']:9.2f} {m['hit']:5.2f} {m['fallback']:6.2f}", flush=True)
 
     print()
     pairs = [
