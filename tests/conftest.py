@@ -8,6 +8,7 @@ Tests that use them are marked `engine` / `server` here, so `make test-fast`
 from __future__ import annotations
 
 import asyncio
+import gzip
 import os
 import subprocess
 import sys
@@ -17,7 +18,6 @@ import pytest
 
 from .servers import free_port, stop, wait_ready
 
-REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -60,6 +60,8 @@ def vllm_server(tmp_path_factory):
         "--served-model-name", "smollm2", "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
         "--max-model-len", "1024", "--enforce-eager", "--block-size", "32", "--enable-prefix-caching",
         "--enable-prompt-tokens-details", "--disable-log-stats",
+        # seeded prompts split over scheduler steps kill the CPU engine: one step holds any prompt
+        "--no-enable-chunked-prefill", "--max-num-batched-tokens", "2048",
     ]
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "VLLM_LOGGING_LEVEL": "WARNING"}
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -71,10 +73,14 @@ def vllm_server(tmp_path_factory):
         log.close()
 
 
-@pytest.fixture
-def data_dir() -> Path:
-    """Where the built-in benchmarks are read from."""
-    path = Path(os.environ.get("PONDER_DATA") or REPO.parent / "shared" / "benchmarks")
-    if not path.is_dir():
-        pytest.fail(f"benchmark data not found at {path} (set PONDER_DATA)")
-    return path
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> Path:
+    """The benchmarks the package ships, laid out as a data directory (`<name>/test.jsonl`):
+    tests read nothing from outside the repository."""
+    from ponder.app.datasets import SHIPPED, builtin_file
+
+    root = tmp_path_factory.mktemp("data")
+    for name in SHIPPED:
+        (root / name).mkdir()
+        (root / name / "test.jsonl").write_bytes(gzip.decompress(builtin_file(name, None).read_bytes()))
+    return root
