@@ -7,8 +7,9 @@ model sees exactly what it generated.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import AsyncIterator, Literal, Protocol, Sequence, runtime_checkable
+import asyncio
+from dataclasses import dataclass, field, replace
+from typing import AsyncIterator, Awaitable, Callable, Literal, Protocol, Sequence, runtime_checkable
 
 FinishReason = Literal["eos", "stop", "length", "abort"]
 
@@ -68,8 +69,9 @@ class Usage:
 
 @dataclass(frozen=True)
 class Completion:
-    """One sample. For a request with n samples, the prompt's usage is carried by the first
-    completion only, so summing `usage` over what `generate` returns gives the request's usage."""
+    """One sample, and one engine request: `usage` is that request's (its prompt, the part of
+    it served from the prefix cache, what it generated). The n samples of `generate` are n
+    requests, counted as the engine's own counters count them."""
 
     token_ids: tuple[int, ...]
     text: str
@@ -96,6 +98,22 @@ class Delta:
     top_logprobs: tuple[tuple[float, ...], ...] | None = None
     usage: Usage | None = None
     cached_tokens: int | None = None
+
+
+async def each_sample(sampling: Sampling, one: Callable[[Sampling], Awaitable[Completion]]) -> list[Completion]:
+    """The n samples of `sampling` as n concurrent one-sample requests, the i-th seeded
+    `seed + i` as vLLM seeds the samples of one n-request (so the tokens are the same). Each
+    sample then carries the usage the engine reported for it. If one fails or the caller is
+    cancelled, none keeps running."""
+    single = replace(sampling, n=1)
+    seeds = [None if sampling.seed is None else sampling.seed + i for i in range(sampling.n)]
+    tasks = [asyncio.ensure_future(one(replace(single, seed=seed))) for seed in seeds]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        raise
 
 
 def finish_reason(reason: str | None, stop_reason: object) -> tuple[FinishReason, str | None]:
@@ -138,7 +156,9 @@ class Backend(Protocol):
     def tokenizer(self) -> Tokenizer: ...
 
     async def generate(self, prompt_ids: Sequence[int], sampling: Sampling) -> list[Completion]:
-        """n samples continuing exactly `prompt_ids` (prefilled once)."""
+        """n samples continuing exactly `prompt_ids`, each its own engine request (see
+        `each_sample`); the first computes the prompt, the others read its full blocks from
+        the prefix cache."""
 
     def stream(self, prompt_ids: Sequence[int], sampling: Sampling) -> AsyncIterator[Delta]:
         """One sample (n must be 1) as it is generated. Leaving the iteration early (break,

@@ -20,7 +20,7 @@ from typing import Any, AsyncIterator, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .base import BackendStats, Completion, Delta, Sampling, Usage, finish_reason
+from .base import BackendStats, Completion, Delta, Sampling, Usage, each_sample, finish_reason
 from .endpoints import RETRY_STATUS, Attempts, BackendError, Health, RetryPolicy
 from .meter import Meter
 from .sessions import Sessions
@@ -188,16 +188,17 @@ class OpenAIBackend:
 
     # -- contract --------------------------------------------------------------------------------
     async def generate(self, prompt_ids: Sequence[int], sampling: Sampling) -> list[Completion]:
+        return await each_sample(sampling, lambda one: self._sample(prompt_ids, one))
+
+    async def _sample(self, prompt_ids: Sequence[int], sampling: Sampling) -> Completion:
         data, endpoint = await self._post(prompt_ids, self._sampling_body(sampling))
-        prefill = Usage(len(prompt_ids), _cached(data.get("usage")), 0)
-        out = []
-        for i, ch in enumerate(sorted(data["choices"], key=lambda c: c["index"])):
-            ids = self._ids(ch, endpoint)
-            chosen, tops = _logprobs(ch.get("logprobs"))
-            reason, hit = finish_reason(ch.get("finish_reason"), ch.get("stop_reason"))
-            out.append(Completion(ids, ch["text"], reason, hit, chosen, tops, Usage(generated_tokens=len(ids)) + (prefill if i == 0 else Usage())))
-        self._meter.record(sum((c.usage for c in out), Usage()))
-        return out
+        (ch,) = data["choices"]
+        ids = self._ids(ch, endpoint)
+        chosen, tops = _logprobs(ch.get("logprobs"))
+        reason, hit = finish_reason(ch.get("finish_reason"), ch.get("stop_reason"))
+        usage = Usage(len(prompt_ids), _cached(data.get("usage")), len(ids))
+        self._meter.record(usage)
+        return Completion(ids, ch["text"], reason, hit, chosen, tops, usage)
 
     async def stream(self, prompt_ids: Sequence[int], sampling: Sampling) -> AsyncIterator[Delta]:
         if sampling.n != 1:

@@ -3,7 +3,7 @@
 Tokens are characters (id = code point, EOS = 0), answers come from a script function,
 time advances `token_delay_s` per generated token, and a block-granular prefix cache is
 simulated, so strategies see the same contract as on the real engine: stop strings kept
-in the output, n samples prefilled once, cached prompt tokens in whole blocks, aborts.
+in the output, n samples as n requests sharing the prompt through the cache, cached prompt tokens in whole blocks, aborts.
 """
 
 from __future__ import annotations
@@ -137,7 +137,8 @@ class ScriptedBackend:
     # -- contract -------------------------------------------------------------------------
     async def generate(self, prompt_ids: Sequence[int], sampling: Sampling) -> list[Completion]:
         prompt = tuple(prompt_ids)
-        prefill = self._prefill(prompt)
+        # each sample is its own request: the first computes the prompt, the rest hit its blocks
+        prefills = [self._prefill(prompt) for _ in range(sampling.n)]
         plans = []
         for i in range(sampling.n):
             call = ScriptCall(self._tokenizer.decode(prompt), i, None if sampling.seed is None else sampling.seed + i, sampling)
@@ -148,9 +149,9 @@ class ScriptedBackend:
         for i, (ids, reason, hit) in enumerate(plans):
             self._remember(prompt + tuple(ids))
             chosen, tops = self._logprobs(prompt, ids, sampling.logprobs)
-            usage = Usage(generated_tokens=len(ids)) + (prefill if i == 0 else Usage())
+            usage = prefills[i] + Usage(generated_tokens=len(ids))
             out.append(Completion(tuple(ids), self._tokenizer.decode(ids), reason, hit, chosen, tops, usage))
-        self._meter.record(sum((c.usage for c in out), Usage()))
+            self._meter.record(usage)
         return out
 
     async def stream(self, prompt_ids: Sequence[int], sampling: Sampling) -> AsyncIterator[Delta]:

@@ -12,7 +12,7 @@ import itertools
 import os
 from typing import Any, AsyncIterator, Sequence
 
-from .base import BackendStats, Completion, Delta, Sampling, Usage, finish_reason
+from .base import BackendStats, Completion, Delta, Sampling, Usage, each_sample, finish_reason
 from .engine_config import EngineConfig, engine_setup
 from .loop import LoopThread
 from .meter import Meter
@@ -96,22 +96,26 @@ class VllmBackend:
         return await self._thread.run(self._generate(list(prompt_ids), sampling))
 
     async def _generate(self, ids: list[int], sampling: Sampling) -> list[Completion]:
+        return await each_sample(sampling, lambda one: self._sample(ids, one))
+
+    async def _sample(self, ids: list[int], sampling: Sampling) -> Completion:
         from vllm.inputs import TokensPrompt
 
         final = None
-        async for out in self._engine.generate(TokensPrompt(prompt_token_ids=ids), self._params(sampling, "FINAL_ONLY"), f"g{next(self._ids)}"):
-            final = out
+        try:
+            async for out in self._engine.generate(TokensPrompt(prompt_token_ids=ids), self._params(sampling, "FINAL_ONLY"), f"g{next(self._ids)}"):
+                final = out
+        except asyncio.CancelledError:
+            self._meter.record(Usage(len(ids)), aborted=True)  # AsyncLLM aborts it in the engine
+            raise
         if final is None:
             raise RuntimeError("vLLM returned no output")
-        prefill = Usage(len(ids), final.num_cached_tokens or 0, 0)
-        completions = []
-        for i, o in enumerate(sorted(final.outputs, key=lambda o: o.index)):
-            usage = Usage(generated_tokens=len(o.token_ids)) + (prefill if i == 0 else Usage())
-            chosen, tops = _logprobs(o.token_ids, o.logprobs)
-            reason, hit = finish_reason(o.finish_reason, o.stop_reason)
-            completions.append(Completion(tuple(o.token_ids), o.text, reason, hit, chosen, tops, usage))
-        self._meter.record(sum((c.usage for c in completions), Usage()))
-        return completions
+        (o,) = final.outputs
+        usage = Usage(len(ids), final.num_cached_tokens or 0, len(o.token_ids))
+        self._meter.record(usage)
+        chosen, tops = _logprobs(o.token_ids, o.logprobs)
+        reason, hit = finish_reason(o.finish_reason, o.stop_reason)
+        return Completion(tuple(o.token_ids), o.text, reason, hit, chosen, tops, usage)
 
     async def stream(self, prompt_ids: Sequence[int], sampling: Sampling) -> AsyncIterator[Delta]:
         if sampling.n != 1:

@@ -138,13 +138,14 @@ class Context:
                     completions = await self.allowance.within_deadline(
                         self.backend.generate(ids, replace(sampling, n=grant.samples, max_tokens=grant.max_tokens)))
                 except asyncio.TimeoutError:
-                    self.ledger.record(Usage(len(ids)), aborted=True)  # what it generated is not reported
+                    # every sample is a request cut short; what they generated is not reported
+                    self.ledger.record(Usage(len(ids) * grant.samples), aborted=True, requests=grant.samples)
                     cut = "abort"
                 except asyncio.CancelledError:
-                    self.ledger.record(Usage(len(ids)), aborted=True)
+                    self.ledger.record(Usage(len(ids) * grant.samples), aborted=True, requests=grant.samples)
                     raise
-                else:
-                    self.ledger.record(sum((c.usage for c in completions), Usage()))
+                else:  # one engine request per sample (Backend.generate)
+                    self.ledger.record(sum((c.usage for c in completions), Usage()), requests=len(completions))
         finally:
             grant.reservation.release()
         meta = {"request": self.ledger.requests, "cached_tokens": sum(c.usage.cached_tokens for c in completions), **attrs}

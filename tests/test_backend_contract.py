@@ -53,19 +53,24 @@ async def test_token_exact_continuation_hits_prefix_cache(backend):
     assert cont.usage.prompt_tokens == len(prefix)
     assert cont.usage.cached_tokens == full_blocks
     # greedy continuation of the exact prefix reproduces the original greedy tokens
-    assert cont.token_ids[:8] == first.token_ids[30:38] or first.finish_reason != "length"
+    assert first.finish_reason == "length" and len(first.token_ids) == 40
+    assert cont.token_ids[:8] == first.token_ids[30:38]
 
 
-async def test_n_samples_prefill_once(backend):
-    b, _ = backend
+async def test_n_samples_are_n_requests_sharing_the_prompt_through_the_cache(backend):
+    b, block = backend
     ids = prompt(b)
     before = b.stats()
     outs = await b.generate(ids, Sampling(n=8, temperature=1.0, max_tokens=24, seed=7))
     after = b.stats()
     assert len(outs) == 8
-    assert sum(c.usage.prompt_tokens for c in outs) == len(ids)  # one prefill for 8 samples
-    assert after.usage.prompt_tokens - before.usage.prompt_tokens == len(ids)
-    assert after.requests - before.requests == 1
+    # each sample is one engine request with the whole prompt, as the engine counts it; every
+    # sample but the first reads the prompt's full blocks from the prefix cache
+    assert [c.usage.prompt_tokens for c in outs] == [len(ids)] * 8
+    full_blocks = (len(ids) - 1) // block * block
+    assert full_blocks > 0 and sorted(c.usage.cached_tokens for c in outs)[1:] == [full_blocks] * 7
+    assert after.requests - before.requests == 8
+    assert after.usage.prompt_tokens - before.usage.prompt_tokens == 8 * len(ids)
     assert len({c.text for c in outs}) >= 2  # samples differ
 
 

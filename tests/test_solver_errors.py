@@ -33,7 +33,8 @@ async def test_a_scorer_error_becomes_an_error_record_and_the_others_finish():
     assert [r.problem_id for r in results] == ["p0", "p1", "p2"]
     bad = results[1]
     assert bad.error == "RuntimeError: scorer crashed" and bad.answer == "" and bad.text == ""
-    assert bad.ledger.requests == 1 and bad.ledger.generated_tokens > 0  # what it spent before failing
+    # what it spent before failing: the first step's n=4 samples (four engine requests)
+    assert bad.ledger.requests == 4 and bad.ledger.generated_tokens > 0
     assert all(r.error is None and r.answer == "7" for r in (results[0], results[2]))
     assert sorted(r.problem_id for r in seen) == ["p0", "p1", "p2"]
     assert sum(r.ledger.requests for r in results) == solver.ledger.requests
@@ -49,7 +50,7 @@ async def test_a_prompt_longer_than_the_context_is_refused_before_it_is_sent():
     assert "model's context of 120 tokens" in results[1].error
     assert results[1].ledger.requests == 0
     assert all(call.prompt.count("x" * 200) == 0 for call in b.calls)  # never reached the engine
-    assert b.stats().requests == 2
+    assert b.stats().requests == 4  # two samples for each of the two good problems
 
 
 class EngineDeadError(RuntimeError):

@@ -30,7 +30,11 @@ async def test_best_of_n_majority_and_pass_at_k():
     assert r.answer == "7" and r.correct is True
     assert [c.answer for c in r.candidates] == ["7", "8", "7", "9"]
     assert r.metrics["pass@1"] == pytest.approx(0.5) and r.metrics["pass@4"] == 1.0
-    assert r.ledger.requests == 1 and r.ledger.prompt_tokens == len(b.calls[0].prompt)  # one prefill
+    # one n=4 request: four engine requests, the three after the first read the prompt's full
+    # blocks (16 tokens each in the scripted cache) from the cache
+    p = len(b.calls[0].prompt)
+    assert r.ledger.requests == 4 and r.ledger.prompt_tokens == 4 * p
+    assert r.ledger.cached_tokens == 3 * ((p - 1) // 16 * 16) > 0
 
 
 async def test_best_of_n_selection_rules_differ_as_specified():
@@ -175,7 +179,7 @@ async def test_particle_filtering_keeps_finished_particles_and_resamples_them():
     r = await Solver(b, make_strategy("particle_filtering", particles=4), SureScorer()).solve(PROBLEM)
     # the finished particle (weight ~1 - 1e-8) is drawn four times: every copy is finished, none is continued
     assert r.metrics["finished_resampled"] == 4 and r.metrics["resamples"] == 1
-    assert r.ledger.requests == 1 and not depth_nodes(r, 2)
+    assert r.ledger.requests == 4 and not depth_nodes(r, 2)  # the first step's four samples, nothing after
     assert [c.answer for c in r.candidates] == ["7"] and r.answer == "7"
 
 
