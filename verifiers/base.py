@@ -1,8 +1,9 @@
 """Verifier contracts. Strategies depend on these, never on a concrete scorer.
 
-Verifiers that call an engine report each call's usage with `report_usage`; the caller that
-wants it (the runtime's context, for the problem's ledger) opens `metering()` around the
-verifier call and reads the meter afterwards. The meter lives in a context variable, so
+The caller that wants a verifier call's engine usage (the runtime's context, for the problem's
+ledger) opens `metering()` around the call and reads the meter afterwards. Requests sent
+through a Backend reach it from the backend's own usage meter; a verifier with an engine of
+its own reports each call with `report_usage`. The meter lives in a context variable, so
 concurrent verifier calls for different problems never mix.
 """
 
@@ -13,8 +14,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Iterator, Protocol, Sequence, runtime_checkable
 
-from ..backends.base import BackendStats, Usage
-from ..backends.meter import Meter as BackendMeter
+from ..backends.base import Usage
+from ..backends.meter import usage_listener
 from ..records.problem import Problem
 
 
@@ -59,34 +60,15 @@ def metering() -> Iterator[Meter]:
     meter = Meter()
     token = _meter.set(meter)
     try:
-        yield meter
+        with usage_listener(meter.add):  # requests made through a backend's own meter
+            yield meter
     finally:
         _meter.reset(token)
 
 
 def report_usage(usage: Usage, requests: int = 1) -> None:
-    """Called by a verifier after each engine call it makes; a no-op outside `metering()`."""
+    """Called by a verifier after each engine call it makes outside a Backend (an engine of its
+    own, e.g. the pooling runner); a no-op outside `metering()`."""
     meter = _meter.get()
     if meter is not None:
         meter.add(usage, requests)
-
-
-
-def observe(backend: object) -> None:
-    """Make every engine request `backend` records reach the current `metering()` block too,
-    with the usage the engine reported. Backends record each request once through their
-    usage meter (backends/meter.py), in the task that sent it, which carries the caller's
-    context variables even on the engine's own loop thread."""
-    inner = getattr(backend, "_meter", None)
-    if isinstance(inner, BackendMeter) and not isinstance(inner, _ReportingMeter):
-        backend._meter = _ReportingMeter(inner.stats)  # type: ignore[attr-defined]
-
-
-class _ReportingMeter(BackendMeter):
-    def __init__(self, start: BackendStats) -> None:
-        super().__init__()
-        self._stats = start
-
-    def record(self, usage: Usage, aborted: bool = False) -> None:
-        super().record(usage, aborted)
-        report_usage(usage)

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict
 from ..backends.base import Backend
 from ..records.problem import Problem
 from .answer import extract
-from .base import Verdict, observe
+from .base import Verdict
 from .logprob import two_way
 
 
@@ -30,7 +30,6 @@ class JudgeConfig(BaseModel):
 class Judge:
     def __init__(self, backend: Backend, config: JudgeConfig | None = None, **options: object) -> None:
         self.backend = backend
-        observe(backend)  # its engine requests reach the caller's ledger
         self.config = config or JudgeConfig(**options)  # type: ignore[arg-type]
         tok = backend.tokenizer
         self._yes, self._no = tok.encode(self.config.yes)[0], tok.encode(self.config.no)[0]

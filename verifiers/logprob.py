@@ -20,7 +20,6 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from ..backends.base import Backend
 from ..records.problem import Problem
-from .base import observe
 
 
 class LogprobPRMConfig(BaseModel):
@@ -52,7 +51,6 @@ def two_way(good_lp: float, bad_lp: float) -> float:
 class LogprobPRM:
     def __init__(self, backend: Backend, config: LogprobPRMConfig | None = None, **options: object) -> None:
         self.backend = backend
-        observe(backend)  # its engine requests reach the caller's ledger
         self.config = config or LogprobPRMConfig(**options)  # type: ignore[arg-type]
         tok = backend.tokenizer
         self._good, self._bad = tok.encode(self.config.good)[0], tok.encode(self.config.bad)[0]
