@@ -10,28 +10,27 @@ from __future__ import annotations
 import asyncio
 import gzip
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from .servers import free_port, stop, wait_ready
+from .servers import served
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-# modules that start engines or servers of their own (constructing them is what they test)
-ENGINE_MODULES = {"test_cli", "test_run", "test_models", "test_pooling", "test_two_engines", "test_serve"}
+# fixtures that hold an engine or a `ponder serve` with one; tests that start an engine by
+# themselves carry `@pytest.mark.engine`
+ENGINE_FIXTURES = {"engine", "counted_engine", "serve"}
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
-        module = item.module.__name__.rsplit(".", 1)[-1]
         param = getattr(getattr(item, "callspec", None), "id", "")
         # a backend-parametrised test asks for the engine through request.getfixturevalue
-        if "engine" in fixtures or module in ENGINE_MODULES or "vllm" in param.split("-"):
+        if fixtures & ENGINE_FIXTURES or "vllm" in param.split("-"):
             item.add_marker(pytest.mark.engine)
         if "vllm_server" in fixtures:
             item.add_marker(pytest.mark.server)
@@ -53,10 +52,9 @@ def vllm_server(tmp_path_factory):
     session: yields (base url ending in /v1, the server process)."""
     from ponder.backends.models import pull
 
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("server") / "vllm.log", "w")
-    cmd = [
-        sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(pull("smollm2-135m-instruct")),
+    model = str(pull("smollm2-135m-instruct"))
+    command = lambda port: [  # noqa: E731
+        sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model,
         "--served-model-name", "smollm2", "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
         "--max-model-len", "1024", "--enforce-eager", "--block-size", "32", "--enable-prefix-caching",
         "--enable-prompt-tokens-details", "--disable-log-stats",
@@ -64,13 +62,8 @@ def vllm_server(tmp_path_factory):
         "--no-enable-chunked-prefill", "--max-num-batched-tokens", "2048",
     ]
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "VLLM_LOGGING_LEVEL": "WARNING"}
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    try:
-        wait_ready(f"http://127.0.0.1:{port}/health", proc, 300, log)
-        yield f"http://127.0.0.1:{port}/v1", proc
-    finally:
-        stop(proc)
-        log.close()
+    with served(command, tmp_path_factory.mktemp("server") / "vllm.log", env) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

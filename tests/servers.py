@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import time
 import urllib.request
-from typing import IO
+from pathlib import Path
+from typing import IO, Callable, Iterator, Mapping
 
 
 def free_port() -> int:
@@ -40,3 +42,18 @@ def stop(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
+
+
+@contextlib.contextmanager
+def served(command: Callable[[int], list[str]], log_path: Path, env: Mapping[str, str] | None = None,
+           timeout: float = 300) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Run `command(port)` as a server on 127.0.0.1 with its output in `log_path`; yields
+    (base url ending in /v1, the process) once /health answers, and stops it afterwards."""
+    port = free_port()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(command(port), stdout=log, stderr=subprocess.STDOUT, env=dict(env or os.environ), start_new_session=True)
+        try:
+            wait_ready(f"http://127.0.0.1:{port}/health", proc, timeout, log)
+            yield f"http://127.0.0.1:{port}/v1", proc
+        finally:
+            stop(proc)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import re
 import shutil
@@ -16,6 +18,7 @@ def ponder(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run([PONDER, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
+@pytest.mark.engine
 def test_solve_end_to_end_with_majority_vote():
     p = ponder("solve", "What is 12 + 7?", "--n", "4", "--answer", "19", "--max-tokens", "96")
     assert p.returncode == 0, p.stderr[-2000:]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 
 import pytest
@@ -14,6 +13,8 @@ from aiohttp import web
 from ponder.backends.base import Sampling
 from ponder.backends.loop import LoopThread
 from ponder.backends.openai import BackendError, OpenAIBackend, OpenAIConfig
+
+from .servers import free_port
 
 CACHED = 32
 
@@ -62,12 +63,6 @@ class FakeServer:
             await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
         await resp.write(b"data: [DONE]\n\n")
         return resp
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ def test_vllm_bad_model_path_fails_clearly(tmp_path):
         VllmBackend(EngineConfig(model=str(tmp_path)))
 
 
+@pytest.mark.engine
 def test_vllm_bad_engine_option_fails_clearly():
     from ponder.backends.vllm import EngineConfig, VllmBackend
 

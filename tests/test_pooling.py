@@ -7,8 +7,6 @@ quality of the scores."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 
 import pytest
@@ -18,7 +16,7 @@ from ponder.records.problem import Problem
 from ponder.verifiers import make_scorer
 from ponder.verifiers.pooling import PoolingPRM
 
-from .test_openai_backend import free_port, wait_ready
+from .servers import served
 
 P = Problem(id="pool", question="Tom has 3 apples and buys 4 more. How many apples?", answer="7")
 GOOD = ["Tom starts with 3 apples.", "He buys 4 more: 3 + 4 = 7."]
@@ -37,6 +35,7 @@ async def check(prm):
     assert vectors_good[1] != vectors_bad[1]  # the scores change with the text
 
 
+@pytest.mark.engine
 async def test_pooling_prm_in_process():
     prm = make_scorer("pooling", model="smollm2-135m-instruct", max_model_len=512)
     try:
@@ -51,21 +50,14 @@ def test_pooling_prm_config_errors():
         PoolingPRM()
 
 
+@pytest.mark.engine
 async def test_pooling_prm_over_http(tmp_path):
-    port = free_port()
-    log = open(tmp_path / "pool.log", "w")
-    cmd = [
-        sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(pull("smollm2-135m-instruct")),
+    model = str(pull("smollm2-135m-instruct"))
+    command = lambda port: [  # noqa: E731
+        sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model,
         "--runner", "pooling", "--convert", "classify", "--host", "127.0.0.1", "--port", str(port),
         "--dtype", "float32", "--max-model-len", "512", "--enforce-eager", "--seed", "0",
     ]
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "VLLM_LOGGING_LEVEL": "WARNING"}
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    try:
-        wait_ready(f"http://127.0.0.1:{port}/health", proc, 300, log)
-        prm = make_scorer("pooling", endpoint=f"http://127.0.0.1:{port}/v1")
-        await check(prm)
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(60)
-        log.close()
+    with served(command, tmp_path / "pool.log", env) as (url, _):
+        await check(make_scorer("pooling", endpoint=url))

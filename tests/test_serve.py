@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import time
 import urllib.request
@@ -24,7 +23,7 @@ from ponder.app.request_limits import LimitedBackend, RequestLimits
 from ponder.backends.base import Sampling
 from ponder.backends.scripted import ScriptedBackend
 
-from .servers import free_port, stop, wait_ready
+from .servers import served
 
 PONDER = str(Path(sys.executable).parent / "ponder")
 KEY = "test-key"
@@ -35,18 +34,11 @@ COUNT = [{"role": "user", "content": "Count from 1 to 30, one number per line."}
 @pytest.fixture(scope="module")
 def serve(tmp_path_factory):
     """(base url ending in /v1, the process) of one `ponder serve` for the module."""
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("serve") / "serve.log", "w")
-    cmd = [PONDER, "serve", "--port", str(port), "--api-key", KEY, "--max-tokens-per-request", str(CAP),
-           "--max-concurrent", "2", "--max-model-len", "2048", "-v"]
+    command = lambda port: [PONDER, "serve", "--port", str(port), "--api-key", KEY, "--max-tokens-per-request", str(CAP),  # noqa: E731
+                            "--max-concurrent", "2", "--max-model-len", "2048", "-v"]
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "2", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    try:
-        wait_ready(f"http://127.0.0.1:{port}/health", proc, 300, log)
-        yield f"http://127.0.0.1:{port}/v1", proc
-    finally:
-        stop(proc)
-        log.close()
+    with served(command, tmp_path_factory.mktemp("serve") / "serve.log", env) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -324,18 +316,11 @@ async def test_concurrent_calls_never_pass_the_request_budget():
 
 # -- in front of a vLLM server (the session's) instead of an in-process engine ----------------------
 def test_serve_in_front_of_a_vllm_server(vllm_server, tmp_path):
-    port = free_port()
-    log = open(tmp_path / "serve.log", "w")
-    proc = subprocess.Popen([PONDER, "serve", "--port", str(port), "--endpoint", vllm_server[0], "-v"],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        wait_ready(f"http://127.0.0.1:{port}/health", proc, 120, log)
-        c = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=0, timeout=120)
+    command = lambda port: [PONDER, "serve", "--port", str(port), "--endpoint", vllm_server[0], "-v"]  # noqa: E731
+    with served(command, tmp_path / "serve.log", timeout=120) as (url, _):
+        c = openai.OpenAI(base_url=url, api_key="none", max_retries=0, timeout=120)
         ask = dict(model="best_of_n", messages=COUNT, max_tokens=16, n=2, seed=4, extra_body={"ponder": {"n": 3}})
         plain = c.chat.completions.create(**ask)
         assert len(plain.choices) == 2 and plain.usage.completion_tokens <= 3 * 16
         streamed = "".join(ch.delta.content or "" for chunk in c.chat.completions.create(stream=True, **ask) for ch in chunk.choices if ch.index == 0)
         assert streamed == plain.choices[0].message.content
-    finally:
-        stop(proc)
-        log.close()
