@@ -4,8 +4,8 @@ SHELL := bash
 VENV ?= .venv
 EXTRAS ?= cpu,dev
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.ponder-installed-$(subst $(comma),-,$(EXTRAS))
 comma := ,
+STAMP := $(VENV)/.ponder-installed-$(subst $(comma),-,$(EXTRAS))
 export PONDER_HOME ?= $(HOME)/.cache/ponder
 MODEL := $(PONDER_HOME)/models/smollm2-135m-instruct/config.json
 
