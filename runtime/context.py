@@ -10,7 +10,6 @@ the engine) and come back as aborted nodes, so the strategy answers with what it
 from __future__ import annotations
 
 import asyncio
-import itertools
 from dataclasses import replace
 from typing import Any, AsyncIterator, Awaitable, Callable, Mapping, Sequence, TypeVar
 
@@ -66,7 +65,7 @@ class Context:
         self.delimiter = delimiter
         self.max_len = context_length(backend)
         self.tree = ObservedTrace(self.prompt_ids(), self._report)
-        self._seeds = itertools.count(seed * 1_000_003)
+        self._next_seed = seed * 1_000_003
 
     def prompt_ids(self, suffix: str = "") -> list[int]:
         """The problem's prompt as the solver renders it, with `suffix` added to the user's message."""
@@ -85,7 +84,10 @@ class Context:
         """A Sampling with a fresh seed; the budget cuts max_tokens when the request is sent."""
         s = Sampling(**fields)  # type: ignore[arg-type]
         if s.seed is None and s.temperature > 0:
-            s = replace(s, seed=next(self._seeds))
+            # sample i of a request is seeded seed + i (Backend.generate, as vLLM does), so the
+            # next request starts past all n of them: no two samples of a problem share a seed
+            s = replace(s, seed=self._next_seed)
+            self._next_seed += s.n
         return s
 
     def _admit(self, ids: Sequence[int]) -> None:

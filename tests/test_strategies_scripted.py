@@ -227,3 +227,12 @@ async def test_global_budget_stops_new_problems_and_trace_exports(tmp_path):
 
     data = json.loads((tmp_path / "t.json").read_text())
     assert len(data["nodes"]) == 3 and len(data["edges"]) == 2
+
+
+async def test_no_two_samples_of_a_problem_share_a_seed():
+    # DVTS sends n/width root requests of `width` samples each; sample i of a request is seeded
+    # seed + i, so consecutive requests must start `width` seeds apart
+    b = backend()
+    await Solver(b, make_strategy("dvts", n=16, width=4, max_steps=2), KeywordScorer()).solve(PROBLEM)
+    seeds = [(c.prompt, c.seed) for c in b.calls]
+    assert len(seeds) >= 16 and len(set(seeds)) == len(seeds)
