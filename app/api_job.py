@@ -23,7 +23,7 @@ from ..records.result import Candidate, Result
 from ..runtime.budget import Budget
 from ..runtime.solver import Solver
 from ..strategies.base import make_strategy, strategy_class
-from ..verifiers.voting import clusters
+from ..verifiers.voting import clusters_async
 from .conversation import prompt_for
 from .openai_api import ApiError, ApiRequest, Choice
 from .request_limits import LimitedBackend, RequestLimits
@@ -57,10 +57,10 @@ def context_length(backend: Backend) -> int | None:
     return value if isinstance(value, int) else None
 
 
-def ranked(result: Result) -> list[Candidate]:
+async def ranked(result: Result) -> list[Candidate]:
     """The chosen candidate first, then the rest by votes for their answer, then by score."""
     cands = list(result.candidates)
-    votes = {i: len(g) for g in clusters(cands) for i in g}
+    votes = {i: len(g) for g in await clusters_async(cands) for i in g}
     chosen = next((i for i, c in enumerate(cands) if c.text == result.text), None)
     order = sorted(
         (i for i in range(len(cands)) if i != chosen),
@@ -135,7 +135,7 @@ class ApiJob:
         """Solve; `emit` receives progress, `first` the first choice as soon as it is known."""
         n = self.request.n
         result = await self._solve(self.seed, 0, emit)
-        top = ranked(result)
+        top = await ranked(result)
         head = self.choice(top[0])
         if first is not None:
             first(head)
@@ -145,7 +145,7 @@ class ApiJob:
             answers: Sequence[str] = [c.answer for c in result.candidates]
         else:
             more = await asyncio.gather(*(self._solve(self.seed + i, i, emit) for i in range(1, n)))
-            choices = [head] + [self.choice(ranked(r)[0]) for r in more]
+            choices = [head] + [self.choice((await ranked(r))[0]) for r in more]
             ledger = sum((r.ledger for r in more), result.ledger)
             answers = [c.answer for r in (result, *more) for c in r.candidates]
         extra = {"answer": result.answer, "answers": [c.answer for c in choices], "tokens": [c.tokens for c in choices], "candidates": list(answers),

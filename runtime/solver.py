@@ -19,7 +19,7 @@ from ..records.ledger_summary import LedgerSummary
 from ..records.problem import Problem
 from ..records.result import Result
 from ..records.trace import Trace
-from ..verifiers.answer import equivalent
+from ..verifiers.answer import equivalent_async
 from ..verifiers.base import StepScorer
 from .budget import Budget
 from .context import Context
@@ -136,7 +136,7 @@ class Solver:
             return (await CodeVerifier().verify(problem, result.text)).correct
         if problem.answer is None:
             return None
-        return equivalent(result.answer, problem.answer)
+        return await equivalent_async(result.answer, problem.answer)
 
     def _failed(self, problem: Problem, ctx: Context | None, error: Exception) -> Result:
         """The record of a problem that raised: no answer, what it spent, the error in one line."""

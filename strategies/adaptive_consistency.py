@@ -22,7 +22,7 @@ from pydantic import Field
 from ..records.result import Candidate, Result
 from ..records.trace import Node, StreamedChild
 from ..runtime.context import Context
-from ..verifiers.voting import clusters, select
+from ..verifiers.voting import clusters, select_async
 from .base import Configured, StrategyConfig
 
 
@@ -83,7 +83,7 @@ class AdaptiveConsistency(Configured[AdaptiveConsistencyConfig]):
                 aborted += sum(task.cancel() for task in pending)
                 await asyncio.gather(*pending, return_exceptions=True)
         metrics = {"samples": len(finished), "launched": launched, "aborted": aborted, "waves": waves, "decided": int(stop), "statistic": round(stat, 4)}
-        chosen = select(candidates, "majority") if candidates else None
+        chosen = await select_async(candidates, "majority") if candidates else None
         return ctx.result(self.name, chosen, candidates, metrics)
 
     async def _sample(self, ctx: Context, index: int, wave: int) -> Node:

@@ -16,7 +16,7 @@ from pydantic import Field
 from ..runtime.context import Context
 from ..records.result import Result
 from ..records.trace import Node
-from ..verifiers.voting import Selection, select
+from ..verifiers.voting import Selection, select_async
 from .base import Aggregate, Configured, StrategyConfig, WidthConfig
 
 
@@ -56,7 +56,7 @@ class BeamSearch(Configured[BeamSearchConfig]):
                 break
         pool = completed or beams
         candidates = [ctx.candidate(node, score) for node, score in pool]
-        return ctx.result(self.name, select(candidates, cfg.selection), candidates, {"steps": step + 1})
+        return ctx.result(self.name, await select_async(candidates, cfg.selection), candidates, {"steps": step + 1})
 
     async def _expand(self, ctx: Context, parent: Node, n: int, last: bool) -> list[tuple[Node, float]]:
         cfg = self.config

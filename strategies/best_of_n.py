@@ -15,8 +15,8 @@ from pydantic import Field
 from ..runtime.context import Context
 from ..records.result import Result
 from ..records.trace import split_steps
-from ..verifiers.answer import equivalent
-from ..verifiers.voting import Selection, select
+from ..verifiers.answer import equivalent_async
+from ..verifiers.voting import Selection, select_async
 from .base import Aggregate, Configured, StrategyConfig
 
 
@@ -53,9 +53,9 @@ class BestOfN(Configured[BestOfNConfig]):
         candidates = [ctx.candidate(node, s) for node, s in zip(nodes, scores)]
         metrics: dict[str, float] = {}
         if ctx.problem.answer is not None:
-            c = sum(equivalent(x.answer, ctx.problem.answer) for x in candidates)
+            c = sum([await equivalent_async(x.answer, ctx.problem.answer) for x in candidates])
             k = 1
             while k <= len(candidates):
                 metrics[f"pass@{k}"] = round(pass_at_k(len(candidates), c, k), 4)
                 k *= 2
-        return ctx.result(self.name, select(candidates, cfg.selection), candidates, metrics)
+        return ctx.result(self.name, await select_async(candidates, cfg.selection), candidates, metrics)

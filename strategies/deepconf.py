@@ -25,7 +25,7 @@ from pydantic import Field, model_validator
 from ..runtime.context import Context
 from ..records.result import Candidate, Result
 from ..records.trace import Node, StreamedChild
-from ..verifiers.voting import select
+from ..verifiers.voting import select_async
 from .base import Configured, StrategyConfig
 
 
@@ -116,7 +116,7 @@ class DeepConf(Configured[DeepConfConfig]):
             voters += [t for t in online if t[0].finish != "abort"]
             metrics["aborted"] = sum(t[0].finish == "abort" for t in online)
         candidates = [Candidate(n.text, ctx.candidate(n).answer, score=c, finish=n.finish, tokens=len(n.generated_ids), node=n.id) for n, c in voters]
-        return ctx.result(self.name, select(candidates, "weighted"), candidates, {**metrics, "voters": len(voters)})
+        return ctx.result(self.name, await select_async(candidates, "weighted"), candidates, {**metrics, "voters": len(voters)})
 
     async def _online(self, ctx: Context, threshold: float) -> tuple[Node, float]:
         """Stream one trace; abort it when its window confidence drops below the threshold."""

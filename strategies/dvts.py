@@ -16,7 +16,7 @@ from pydantic import Field
 from ..runtime.context import Context
 from ..records.result import Result
 from ..records.trace import Node
-from ..verifiers.voting import Selection, select
+from ..verifiers.voting import Selection, select_async
 from .base import Aggregate, Configured, StrategyConfig, WidthConfig
 
 
@@ -39,7 +39,7 @@ class DVTS(Configured[DVTSConfig]):
         cfg = self.config
         leaves = await asyncio.gather(*(self._subtree(ctx, i) for i in range(cfg.n // cfg.width)))
         candidates = [ctx.candidate(node, score) for group in leaves for node, score in group]
-        return ctx.result(self.name, select(candidates, cfg.selection), candidates, {"subtrees": len(leaves)})
+        return ctx.result(self.name, await select_async(candidates, cfg.selection), candidates, {"subtrees": len(leaves)})
 
     async def _subtree(self, ctx: Context, index: int) -> list[tuple[Node, float]]:
         """The subtree's last M siblings, each with its score."""

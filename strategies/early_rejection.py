@@ -16,7 +16,7 @@ from pydantic import Field, model_validator
 from ..runtime.context import Context
 from ..records.result import Result
 from ..records.trace import Node
-from ..verifiers.voting import Selection, select
+from ..verifiers.voting import Selection, select_async
 from .base import Aggregate, Configured, StrategyConfig, WidthConfig
 
 
@@ -75,7 +75,7 @@ class EarlyRejection(Configured[EarlyRejectionConfig]):
         pool = completed or beams
         scores = await asyncio.gather(*(ctx.score(n, cfg.aggregate) for n in pool))
         candidates = [ctx.candidate(n, s) for n, s in zip(pool, scores)]
-        return ctx.result(self.name, select(candidates, cfg.selection), candidates, {"rejected": dropped, "steps": step + 1})
+        return ctx.result(self.name, await select_async(candidates, cfg.selection), candidates, {"rejected": dropped, "steps": step + 1})
 
     async def _finish_step(self, ctx: Context, node: Node, tokens: int, stop: tuple[str, ...]) -> Node:
         """Continue a τ-token partial step to its end from its exact ids."""

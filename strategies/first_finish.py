@@ -20,7 +20,7 @@ from ..backends.base import Sampling
 from ..runtime.context import Context
 from ..records.result import Result
 from ..records.trace import Node, StreamedChild
-from ..verifiers.voting import select
+from ..verifiers.voting import select_async
 from .base import Configured, StrategyConfig
 
 
@@ -43,7 +43,7 @@ class FirstFinish(Configured[FirstFinishConfig]):
     async def _sync(self, ctx: Context) -> Result:
         cfg = self.config
         nodes = await ctx.extend(ctx.tree.root, ctx.sampling(n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens))
-        return self._answer(ctx, nodes, {})
+        return await self._answer(ctx, nodes, {})
 
     async def _async(self, ctx: Context) -> Result:
         cfg = self.config
@@ -66,16 +66,16 @@ class FirstFinish(Configured[FirstFinishConfig]):
         nodes = [s.node(sample=i) for i, s in enumerate(samples)]  # a sample without its last token: abort
         eos = sorted((s.t_end, i) for i, s in enumerate(samples) if s.finish == "eos")
         metrics = {"latency_s": round(latency, 3), "aborted": sum(n.finish == "abort" for n in nodes)}
-        return self._answer(ctx, [nodes[eos[0][1]]] if eos else nodes, metrics)
+        return await self._answer(ctx, [nodes[eos[0][1]]] if eos else nodes, metrics)
 
     async def _one(self, ctx: Context, sampling: Sampling, sample: StreamedChild) -> None:
         async for d in ctx.stream(ctx.tree.root, sampling):
             sample.add(d)
 
-    def _answer(self, ctx: Context, nodes: list[Node], metrics: dict[str, float]) -> Result:
+    async def _answer(self, ctx: Context, nodes: list[Node], metrics: dict[str, float]) -> Result:
         finished = sorted((n for n in nodes if n.finish == "eos"), key=lambda n: len(n.generated_ids))
         if finished:
             chosen = ctx.candidate(finished[0])
             return ctx.result(self.name, chosen, [ctx.candidate(n) for n in nodes], {**metrics, "winner_tokens": len(finished[0].generated_ids)})
         candidates = [ctx.candidate(n) for n in nodes]
-        return ctx.result(self.name, select(candidates, "majority"), candidates, {**metrics, "fallback": 1})
+        return ctx.result(self.name, await select_async(candidates, "majority"), candidates, {**metrics, "fallback": 1})

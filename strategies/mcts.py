@@ -23,7 +23,7 @@ from pydantic import Field
 from ..records.result import Candidate, Result
 from ..records.trace import Node, split_steps
 from ..runtime.context import Context
-from ..verifiers.voting import select
+from ..verifiers.voting import select_async
 from .base import Aggregate, Configured, StrategyConfig
 
 
@@ -161,7 +161,7 @@ class MCTS(Configured[MCTSConfig]):
             node = await self._complete(ctx, max(_walk(root), key=lambda v: (round(v.q(0.0), 9), v.node.depth)).node, tokens)
             chosen = ctx.candidate(node, ctx.tree.score(node))
             return ctx.result(self.name, chosen, [chosen], metrics)
-        return ctx.result(self.name, self._answer(root, terminals, candidates), candidates, metrics)
+        return ctx.result(self.name, await self._answer(root, terminals, candidates), candidates, metrics)
 
     def _select(self, root: Vertex) -> list[Vertex]:
         """The path from the root to a leaf that is neither terminal nor being expanded."""
@@ -221,10 +221,10 @@ class MCTS(Configured[MCTSConfig]):
         finally:
             tokens.settle(grant)
 
-    def _answer(self, root: Vertex, terminals: list[tuple[Node, float]], candidates: list[Candidate]) -> Candidate:
+    async def _answer(self, root: Vertex, terminals: list[tuple[Node, float]], candidates: list[Candidate]) -> Candidate:
         how = self.config.answer
         if how == "vote":
-            return select(candidates, "majority")
+            return await select_async(candidates, "majority")
         if how == "value":
             return max(candidates, key=lambda c: c.score or 0.0)
         # the most-visited path, among children that lead to a terminal

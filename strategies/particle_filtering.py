@@ -27,7 +27,7 @@ from pydantic import Field
 from ..records.result import Result
 from ..records.trace import Node
 from ..runtime.context import Context
-from ..verifiers.voting import Selection, select
+from ..verifiers.voting import Selection, select_async
 from .base import Aggregate, Configured, StrategyConfig
 
 CLIP = 1e-7  # rewards of exactly 0 or 1 would give infinite log-weights
@@ -85,7 +85,7 @@ class ParticleFiltering(Configured[ParticleFilteringConfig]):
         finished = {p.node.id: p for p in population}.values()
         candidates = [ctx.candidate(p.node, p.reward) for p in finished]
         metrics = {"resamples": totals["resamples"], "finished_resampled": totals["finished_resampled"], "iterations": iteration + 1}
-        return ctx.result(self.name, select(candidates, cfg.selection), candidates, metrics)
+        return ctx.result(self.name, await select_async(candidates, cfg.selection), candidates, metrics)
 
     async def _filter(self, ctx: Context, rng: random.Random, reference: list[Node], iteration: int, totals: Counter[str]) -> list[Particle]:
         """One run of the filter; returns the final population, every particle finished."""

@@ -25,7 +25,7 @@ from pydantic import Field, model_validator
 from ..runtime.context import Context
 from ..records.result import Result
 from ..records.trace import Node, split_steps
-from ..verifiers.voting import clusters, select
+from ..verifiers.voting import clusters_async, select_async
 from .base import Aggregate, Configured, StrategyConfig
 
 SUMMARY_ASK = (
@@ -91,7 +91,7 @@ class PDR(Configured[PDRConfig]):
             drafts = [d for g in groups for d in g]
             b_seq += max(len(d.generated_ids) for d in drafts)
         candidates = [ctx.candidate(d) for d in drafts]
-        chosen = candidates[0] if len(candidates) == 1 else select(candidates, "majority")
+        chosen = candidates[0] if len(candidates) == 1 else await select_async(candidates, "majority")
         metrics = {"B_seq": b_seq, "B_tot": ctx.ledger.generated_tokens, "rounds": rounds, "question_tokens": len(question_ids)}
         return ctx.result(self.name, chosen, candidates, metrics)
 
@@ -136,7 +136,7 @@ class PDR(Configured[PDRConfig]):
             scores = await asyncio.gather(*(ctx.score(d, cfg.aggregate, split_steps(d.text, ctx.delimiter)) for d in drafts))
         else:  # without a verifier, a draft's score is the share of drafts agreeing with its answer
             cands = [ctx.candidate(d) for d in drafts]
-            share = {i: len(g) / len(drafts) for g in clusters(cands) for i in g}
+            share = {i: len(g) / len(drafts) for g in await clusters_async(cands) for i in g}
             scores = [share.get(i, 0.0) for i in range(len(drafts))]
         ranked = sorted(range(len(drafts)), key=lambda i: scores[i], reverse=True)
         return [drafts[i] for i in ranked[: cfg.k]]

@@ -23,7 +23,7 @@ from pydantic import Field
 from ..records.result import Result
 from ..records.trace import StreamedChild
 from ..runtime.context import Context
-from ..verifiers.answer import equivalent, extract
+from ..verifiers.answer import equivalent_async, extract
 from .base import Configured, StrategyConfig
 
 SKIPPED = "\0skipped"  # a thought whose judge call failed twice: it neither breaks nor extends a run
@@ -117,7 +117,7 @@ class Trim(Configured[TrimConfig]):
                 break
         if previous is None or previous == SKIPPED:
             same = False
-        elif cfg.same_answer != "judge" and equivalent(previous, answer):
+        elif cfg.same_answer != "judge" and await equivalent_async(previous, answer):
             same = True
         elif cfg.same_answer == "rule":
             same = False

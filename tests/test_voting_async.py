@@ -94,3 +94,36 @@ def test_a_worker_that_died_is_replaced():
         assert pool.equivalent("x^2+2x+1", "(x+1)^2", 30)
     finally:
         pool.close()
+
+
+@pytest.mark.parametrize("name", ["best_of_n", "beam_search"])
+async def test_a_strategy_voting_on_slow_answers_never_stalls_other_problems(name):
+    from ponder.backends.scripted import ScriptedBackend
+    from ponder.records.problem import Problem
+    from ponder.runtime.solver import Solver
+    from ponder.strategies.base import make_strategy
+
+    from .scripts import KeywordScorer
+
+    warm()
+    answers = [f"good: \\boxed{{{SLOW[0]}}}", f"good: \\boxed{{{SLOW[1]}}}"]
+    b = ScriptedBackend(lambda c: answers[(c.seed or 0) % 2])
+    config = {"n": 4} if name == "best_of_n" else {"n": 4, "width": 2, "max_steps": 1}
+    solver = Solver(b, make_strategy(name, selection="majority", **config), KeywordScorer())
+    gaps, last = [], time.monotonic()
+
+    async def ticker() -> None:
+        nonlocal last
+        while True:
+            await asyncio.sleep(0.01)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    task = asyncio.create_task(ticker())
+    t = time.monotonic()
+    await solver.solve(Problem(id="slow", question="Expand it."))
+    took = time.monotonic() - t
+    task.cancel()
+    assert took > 1.0  # the vote waited on math-verify...
+    assert max(gaps) < 0.5  # ...while the loop (every other problem) kept running
