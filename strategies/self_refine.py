@@ -15,7 +15,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from ..backends.base import Backend, Usage
+from ..backends.base import Backend
 from ..records.result import Result
 from ..records.trace import Node
 from ..runtime.context import Context
@@ -59,6 +59,8 @@ class SelfRefine(Configured[SelfRefineConfig]):
             if ctx.exhausted():
                 break
             feedback = await self._feedback(ctx, judge, answer.text.strip(), r)
+            if feedback is None:  # the verifier budget or the deadline left no critique
+                break
             if cfg.stop_phrase.lower() in feedback.text.lower():
                 stopped = 1
                 break
@@ -83,17 +85,19 @@ class SelfRefine(Configured[SelfRefineConfig]):
             raise ValueError(f"self_refine: feedback: scorer needs a scorer with its own model (judge, logprob), got {type(ctx.scorer).__name__}")
         return backend
 
-    async def _feedback(self, ctx: Context, judge: Backend | None, answer: str, r: int) -> Node:
+    async def _feedback(self, ctx: Context, judge: Backend | None, answer: str, r: int) -> Node | None:
         cfg = self.config
         suffix = FEEDBACK_ASK.format(answer=answer, stop=cfg.stop_phrase)
         sampling = self._sampling(ctx, cfg.feedback_tokens)
         if judge is None:
             (node,) = await ctx.sample(ctx.prompt_ids(suffix), sampling, round=r, role="feedback")
             return node
-        # the judge model writes the critique: a verifier call, in the ledger and the trace
+        # the judge model writes the critique: a verifier call (budgeted, its engine requests
+        # in the ledger as the engine reported them) and a node of the trace
         ids = ctx.prompt.ids(judge.tokenizer, ctx.problem, suffix)
         t0 = ctx.tree.now()
-        (c,) = await judge.generate(ids, sampling)
-        usage = c.usage or Usage()
-        ctx.ledger.record_verifier(1, usage.prompt_tokens + usage.generated_tokens)
+        out = await ctx.verify(lambda: judge.generate(ids, sampling))
+        if out is None:
+            return None
+        (c,) = out
         return ctx.tree.add(ctx.tree.root, c.token_ids, c.text, c.finish_reason, t0, prompt_ids=ids, round=r, role="feedback", by="scorer")

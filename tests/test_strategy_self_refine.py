@@ -7,6 +7,7 @@ import pytest
 from ponder.backends.scripted import ScriptCall, ScriptedBackend
 from ponder.records.problem import Problem
 from ponder.runtime.prompt import PromptConfig
+from ponder.runtime.budget import Budget
 from ponder.runtime.solver import Solver
 from ponder.strategies.base import make_strategy
 
@@ -69,8 +70,15 @@ async def test_feedback_from_the_scorers_model_is_a_verifier_call():
     r = await Solver(policy, make_strategy("self_refine", feedback="scorer"), judge).solve(PROBLEM)
     assert r.answer == "7" and r.metrics["feedback_by_scorer"] == 1
     assert len(judge.backend.calls) == 2 and len(policy.calls) == 2
-    assert r.ledger.requests == 2 and r.ledger.verifier_calls == 2 and r.ledger.verifier_tokens > 0
+    sent = sum(len(c.prompt) for c in judge.backend.calls)  # the critiques' prompts, as the judge's engine got them
+    assert r.ledger.requests == 2 and r.ledger.verifier_calls == 2 and r.ledger.verifier_requests == 2
+    assert r.ledger.verifier_tokens == sent
     assert [a["by"] for _, a in r.trace.graph.nodes(data=True) if a.get("role") == "feedback"] == ["scorer", "scorer"]
+    # the critiques count against the verifier budget
+    capped = await Solver(ScriptedBackend(tutor), make_strategy("self_refine", feedback="scorer"), ModelJudge(),
+                          budget=Budget(verifier_calls=1)).solve(PROBLEM)
+    feedback = [a for _, a in capped.trace.graph.nodes(data=True) if a.get("role") == "feedback"]
+    assert capped.ledger.verifier_calls == 1 and len(feedback) == 1 and capped.answer == "8"  # no call left to check it
     with pytest.raises(ValueError, match="feedback: scorer"):
         await Solver(policy, make_strategy("self_refine", feedback="scorer"), KeywordScorer()).solve(PROBLEM)
 
