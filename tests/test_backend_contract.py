@@ -10,6 +10,7 @@ from ponder.backends.base import Backend, Sampling
 from ponder.backends.scripted import ScriptedBackend
 
 QUESTION = [{"role": "user", "content": "Write three sentences about the sea and the sky, and what 17 + 25 is."}]
+COUNT = [{"role": "user", "content": "Count from 1 to 40, one number per line."}]  # a long greedy answer
 
 
 def scripted() -> ScriptedBackend:
@@ -45,7 +46,7 @@ async def test_greedy_is_deterministic(backend):
 
 async def test_token_exact_continuation_hits_prefix_cache(backend):
     b, block = backend
-    ids = prompt(b)
+    ids = b.tokenizer.chat(COUNT)
     (first,) = await b.generate(ids, Sampling(temperature=0.0, max_tokens=40))
     prefix = ids + list(first.token_ids[:30])
     (cont,) = await b.generate(prefix, Sampling(temperature=0.0, max_tokens=8))

@@ -111,7 +111,7 @@ def test_stop_ends_generation_at_the_stop_string(client):
 def test_n_returns_the_top_candidates_or_independent_solves(client):
     top = client.chat.completions.create(model="best_of_n", messages=COUNT, max_tokens=16, n=3, seed=11, extra_body={"ponder": {"n": 4}})
     assert [c.index for c in top.choices] == [0, 1, 2]
-    assert ponder_field(top)["ledger"]["requests"] == 1  # three of the strategy's four samples
+    assert ponder_field(top)["ledger"]["requests"] == 4  # three of the strategy's four samples (one engine request each)
     one = client.chat.completions.create(model="best_of_n", messages=COUNT, max_tokens=16, n=3, seed=11, temperature=1.5,
                                          extra_body={"ponder": {"n": 1}})
     assert len(one.choices) == 3
