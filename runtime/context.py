@@ -150,8 +150,12 @@ class Context:
                     self.ledger.record(sum((c.usage for c in completions), Usage()), requests=len(completions))
         finally:
             grant.reservation.release()
-        meta = {"request": self.ledger.requests, "cached_tokens": sum(c.usage.cached_tokens for c in completions), **attrs}
-        out = [(self.tree.add(parent, c.token_ids, c.text, c.finish_reason, t0, prompt_ids=fresh, **meta), c) for c in completions]
+        # each sample is its own engine request: a node carries the cached tokens its request got
+        out = [
+            (self.tree.add(parent, c.token_ids, c.text, c.finish_reason, t0, prompt_ids=fresh,
+                           request=self.ledger.requests, cached_tokens=c.usage.cached_tokens, **attrs), c)
+            for c in completions
+        ]
         for _ in range(sampling.n - len(completions)):
             empty = Completion((), "", cut)
             out.append((self.tree.add(parent, (), "", cut, t0, prompt_ids=fresh, budget_cut=True, **attrs), empty))
