@@ -1,8 +1,8 @@
 """PRM-guided step-level beam search (Snell et al. 2024; search-and-learn).
 
 N beams in all, width M: keep the N/M best partial trajectories, expand each M times by one
-step (text up to the delimiter, kept). Each beam's M samples are one request (one prefill,
-the beam's prefix served from the cache) and are scored as soon as they return, so scoring
+step (text up to the delimiter, kept). Each beam's M samples are one generate call (the
+beam's prefix computed once, every sample reading it from the cache) and are scored as soon as they return, so scoring
 overlaps the other beams' generation; only the top-k choice waits for the whole step.
 """
 

@@ -1,6 +1,7 @@
 """Best-of-N (Brown et al. 2024): n full samples from one prefix, one answer selected.
 
-One request with n samples, so the prompt is prefilled once. With a reference answer the
+One generate call with n samples: the prompt is computed once and the other samples read it
+from the prefix cache. With a reference answer the
 metrics include the unbiased pass@k = 1 - C(n-c, k)/C(n, k) for k = 1, 2, 4, ... <= n.
 """
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ponder.app.batch import execute
-from ponder.app.datasets import DatasetConfig, load
+from ponder.app.datasets import load
 from ponder.app.run_config import load_run_config
 
 from .test_cli import PONDER, ponder
