@@ -19,6 +19,7 @@ from ..records.result import Candidate, Result
 from ..records.trace import Node
 from ..verifiers.answer import extract
 from ..verifiers.base import StepScorer, metering
+from ..verifiers.confidence import TokenScorer
 from ..verifiers.voting import aggregate
 from .budget import Allowance, Budget
 from .events import Emitter, ObservedTrace
@@ -130,6 +131,9 @@ class Context:
         """Always n children: samples the budget could not pay for come back empty, cut by
         `length`; samples cancelled at the deadline come back empty, `abort`ed."""
         self._admit(ids)
+        reader = self.scorer if isinstance(self.scorer, TokenScorer) else None
+        if reader is not None:  # it scores from the logprobs that come with the step: ask for them
+            sampling = replace(sampling, logprobs=max(sampling.logprobs or 0, reader.top_logprobs))
         grant = self.allowance.reserve_tokens(sampling.n, sampling.max_tokens)
         t0 = self.tree.now()
         completions: list[Completion] = []
@@ -159,6 +163,9 @@ class Context:
         for _ in range(sampling.n - len(completions)):
             empty = Completion((), "", cut)
             out.append((self.tree.add(parent, (), "", cut, t0, prompt_ids=fresh, budget_cut=True, **attrs), empty))
+        if reader is not None:
+            for node, c in out:
+                reader.note(self.tree, node, c.top_logprobs)
         return out
 
     async def stream(self, node: Node, sampling: Sampling) -> AsyncIterator[Delta]:
@@ -215,6 +222,12 @@ class Context:
         if self.scorer is None:
             raise ValueError(f"strategy needs a step scorer (set `scorer:`) for problem {self.problem.id}")
         scorer = self.scorer
+        if isinstance(scorer, TokenScorer):
+            # read from the path's nodes (the whole completion of one sampled in one piece):
+            # no request, nothing spent, so no verifier call is reserved or counted
+            value = scorer.value(self.tree, node, how)
+            self.tree.set(node, score=value)
+            return value
         steps = list(steps if steps is not None else self.tree.steps(node))
         scores = None
         if not self.tree.graph.nodes[node.id].get("budget_cut"):

@@ -25,6 +25,7 @@ from pydantic import Field, model_validator
 from ..runtime.context import Context
 from ..records.result import Candidate, Result
 from ..records.trace import Node, StreamedChild
+from ..verifiers.confidence import token_confidence
 from ..verifiers.voting import select_async
 from .base import Configured, StrategyConfig
 
@@ -56,11 +57,6 @@ class DeepConfConfig(StrategyConfig):
     @property
     def keep_percent(self) -> float:
         return self.eta if self.eta is not None else PRESETS[self.preset]
-
-
-def token_confidence(top: Sequence[float], k: int) -> float:
-    top = sorted(top, reverse=True)[:k]
-    return -sum(top) / len(top) if top else 0.0
 
 
 def percentile(values: Sequence[float], q: float) -> float:
