@@ -1,15 +1,18 @@
 """The reasoning tree of one problem: a networkx DiGraph whose nodes are steps.
 
 Node 0 is the prompt. Every other node is one generated step; its trajectory is the path
-from the root. Nodes carry the token ids of the whole trajectory so a continuation sends
-exactly those ids back to the engine.
+from the root. A node stores only its own step and a link to its parent, so a trajectory of
+d steps costs O(d) memory; the token ids a continuation sends back to the engine are
+assembled from the path when a request asks for them.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Sequence
 
@@ -24,33 +27,112 @@ def split_steps(text: str, delimiter: str) -> list[str]:
     return [s for s in text.split(delimiter) if s.strip()] or [text]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Node:
-    """A point in the tree; immutable, so strategies can hold and compare them freely."""
+    """A point in the tree; immutable, so strategies can hold and compare them freely.
+
+    A trajectory starts at the root or at a node sampled from a fresh prompt (`prompt` set);
+    `ids`, `text` and `generated_ids` are that trajectory, assembled on demand by walking up
+    the `up` links (O(path) per call: read them once per use, not in a tight loop)."""
 
     id: int
     parent: int | None
-    ids: tuple[int, ...]  # prompt + every generated token on the path
-    prompt_len: int
-    text: str  # generated text from the root to here
-    step: str  # this node's own step text
+    tokens: tuple[int, ...]  # this step's generated token ids
+    step: str  # this step's text
     depth: int
     finish: FinishReason | None  # None while the trajectory may continue
+    prompt: tuple[int, ...] | None = None  # where a trajectory starts: the root, or a fresh prompt
+    up: Node | None = field(default=None, compare=False, repr=False)
+    prefixes: Prefixes | None = field(default=None, compare=False, repr=False)
 
     @property
     def finished(self) -> bool:
         return self.finish is not None and self.finish != "stop"
 
     @property
+    def ids(self) -> tuple[int, ...]:
+        """Prompt + every generated token on the path: exactly what a continuation sends."""
+        if self.prompt is not None and not self.tokens:
+            return self.prompt
+        if self.prefixes is not None:
+            return self.prefixes.ids(self)
+        return _assemble(self, None)
+
+    @property
+    def prompt_len(self) -> int:
+        start = _start(self)
+        return len(start.prompt) if start.prompt is not None else 0
+
+    @property
     def generated_ids(self) -> tuple[int, ...]:
-        return self.ids[self.prompt_len :]
+        return tuple(chain.from_iterable(n.tokens for n in _trajectory(self)))
+
+    @property
+    def text(self) -> str:
+        """Generated text from the trajectory's start to here."""
+        return "".join(n.step for n in _trajectory(self))
+
+
+def _start(node: Node) -> Node:
+    cur = node
+    while cur.prompt is None and cur.up is not None:
+        cur = cur.up
+    return cur
+
+
+def _trajectory(node: Node) -> list[Node]:
+    """The nodes from the trajectory's start to `node`, in order."""
+    out = [node]
+    while out[-1].prompt is None and out[-1].up is not None:
+        out.append(out[-1].up)  # type: ignore[arg-type]
+    return out[::-1]
+
+
+def _assemble(node: Node, held: dict[int, tuple[int, ...]] | None) -> tuple[int, ...]:
+    """The trajectory's ids, stopping the walk at the nearest ancestor in `held`."""
+    parts = [node.tokens]
+    cur = node
+    while cur.prompt is None and cur.up is not None:
+        cur = cur.up
+        found = held.get(cur.id) if held is not None else None
+        if found is not None:
+            parts.append(found)
+            break
+        parts.append(cur.tokens)
+    else:
+        if cur.prompt is not None:
+            parts.append(cur.prompt)
+    return tuple(chain.from_iterable(reversed(parts)))
+
+
+class Prefixes:
+    """The assembled ids of the last few nodes a request was sent from. A search usually
+    continues a child of one of them next, so its ids cost one concatenation instead of a walk
+    to the root, and a stream that reads its prefix several times builds it once. The bound
+    is a count of entries, each at most one trajectory, so a trace stays linear in its tokens
+    (caching every node's prefix is what made it quadratic)."""
+
+    def __init__(self, size: int = 8) -> None:
+        self.size = size
+        self._held: OrderedDict[int, tuple[int, ...]] = OrderedDict()
+
+    def ids(self, node: Node) -> tuple[int, ...]:
+        ids = self._held.get(node.id)
+        if ids is None:
+            ids = self._held[node.id] = _assemble(node, self._held)
+            if len(self._held) > self.size:
+                self._held.popitem(last=False)
+        else:
+            self._held.move_to_end(node.id)
+        return ids
 
 
 class Trace:
     def __init__(self, prompt_ids: Sequence[int], prompt_text: str = "") -> None:
         self.graph = nx.DiGraph()
         self.t0 = time.monotonic()  # node times are seconds after this
-        self.root = Node(0, None, tuple(prompt_ids), len(prompt_ids), "", "", 0, None)
+        self._prefixes = Prefixes()
+        self.root = Node(0, None, (), "", 0, None, tuple(prompt_ids), None, self._prefixes)
         self._nodes = {0: self.root}
         self.graph.add_node(0, step=prompt_text, tokens=len(prompt_ids), depth=0, finish=None, score=None, t_start=0.0, t_end=0.0)
 
@@ -67,12 +149,10 @@ class Trace:
     ) -> Node:
         """A child of `parent` continuing its ids; with `prompt_ids`, a node generated from a
         fresh prompt instead (refinement rounds), whose trajectory starts there."""
-        if prompt_ids is None:
-            ids, prompt_len, text = parent.ids + tuple(token_ids), parent.prompt_len, parent.text + step
-        else:
-            ids, prompt_len, text = tuple(prompt_ids) + tuple(token_ids), len(prompt_ids), step
-            attrs["prompt_tokens"] = len(prompt_ids)
-        node = Node(len(self._nodes), parent.id, ids, prompt_len, text, step, parent.depth + 1, finish)
+        fresh = None if prompt_ids is None else tuple(prompt_ids)
+        if fresh is not None:
+            attrs["prompt_tokens"] = len(fresh)
+        node = Node(len(self._nodes), parent.id, tuple(token_ids), step, parent.depth + 1, finish, fresh, parent, self._prefixes)
         self._nodes[node.id] = node
         self.graph.add_node(
             node.id, step=step, tokens=len(token_ids), depth=node.depth, finish=finish, score=None,
