@@ -214,6 +214,8 @@ def serve(
     max_tokens_per_request: int = typer.Option(16384, "--max-tokens-per-request", help="generated tokens one request may spend, all samples and steps"),
     max_concurrent: int = typer.Option(8, "--max-concurrent", help="requests solving at once; more get HTTP 429"),
     max_model_len: int = typer.Option(None, "--max-model-len", help="in-process engine context length"),
+    import_: list[str] = typer.Option([], "--import", help="a module or .py file registering strategies or scorers (repeatable)"),
+    config: list[str] = typer.Option([], "--config", "-c", help="a run config whose `imports:` to load (repeatable)"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="show engine logs live (default: $PONDER_HOME/logs/serve.log)"),
 ) -> None:
     """OpenAI-compatible /v1/chat/completions and /v1/completions in front of any strategy."""
@@ -229,6 +231,7 @@ def serve(
 
     term = Terminal(None if verbose else log_file("serve"))
     try:
+        _import_user_modules(import_, config)
         strategy_class(strategy)
         config = ServeConfig(strategy=strategy, scorer=scorer, api_key=api_key or None,
                              max_tokens_per_request=max_tokens_per_request, max_concurrent=max_concurrent)
@@ -246,16 +249,47 @@ def serve(
         asyncio.run(backend.close())
 
 
+def _import_user_modules(modules: list[str], configs: list[str]) -> None:
+    """`--import` modules (or .py files) and the `imports:` of run configs, before names are used."""
+    from .app.imports import import_module
+    from .app.run_config import import_config_modules
+
+    for item in modules:
+        import_module(item)
+    for path in configs:
+        import_config_modules(path)
+
+
 @app.command()
-def strategies() -> None:
-    """List strategies with their config fields and defaults."""
+def strategies(
+    config: list[str] = typer.Option([], "--config", "-c", help="a run config whose `imports:` register strategies (repeatable)"),
+    import_: list[str] = typer.Option([], "--import", help="a module or .py file registering strategies (repeatable)"),
+) -> None:
+    """List strategies (built in, registered by --import / a config's imports:, installed entry points)
+    with their config fields and defaults."""
     from .strategies.base import REGISTRY, strategy_class
 
-    for name in sorted(REGISTRY):
-        cls = strategy_class(name)
+    try:
+        _import_user_modules(import_, config)
+        names = sorted(REGISTRY)
+    except ValueError as e:
+        fail(str(e))
+    for name in names:
+        try:
+            cls = strategy_class(name)
+        except ValueError as e:
+            fail(str(e))
         typer.echo(f"{name}{'  (needs a scorer)' if cls.needs_scorer else ''}")
         for field, info in cls.Config.model_fields.items():
-            typer.echo(f"    {field} = {info.default!r}")
+            typer.echo(f"    {field} = {_plain(info.get_default(call_default_factory=True))!r}")
+
+
+def _plain(value: object) -> object:
+    """A default as YAML would write it (nested strategy specs as mappings)."""
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    dump = getattr(value, "model_dump", None)
+    return dump() if callable(dump) else value
 
 
 def main() -> None:

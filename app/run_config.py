@@ -1,11 +1,14 @@
 """A batch run as one strict YAML file: every section maps onto a frozen config.
 
 Unknown keys, wrong types and unknown names fail at load time, before any work starts,
-with one line naming the file, the key and what was expected.
+with one line naming the file, the key and what was expected. `imports:` names modules (or
+.py files beside the config) imported before anything is checked, so a strategy or scorer
+they register can be named in the same file.
 """
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -15,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..runtime.budget import Budget
 from .datasets import DatasetConfig
+from .imports import import_module
 from ..runtime.prompt import PromptConfig
 
 
@@ -23,11 +27,11 @@ class _Section(BaseModel):
 
 
 class BackendSection(_Section):
-    kind: Literal["vllm", "openai"] = "vllm"
+    kind: Literal["vllm", "openai", "scripted"] = "vllm"  # scripted: the deterministic test backend
     model: str = "smollm2-135m-instruct"
     engine: dict[str, Any] = Field(default_factory=dict)  # EngineConfig fields (vllm)
     endpoints: list[str] = Field(default_factory=list)  # base URLs (openai)
-    options: dict[str, Any] = Field(default_factory=dict)  # OpenAIConfig fields (openai)
+    options: dict[str, Any] = Field(default_factory=dict)  # OpenAIConfig fields (openai); `script` (scripted)
 
     @model_validator(mode="after")
     def _check(self) -> "BackendSection":
@@ -35,6 +39,8 @@ class BackendSection(_Section):
             from ..backends.vllm import EngineConfig
 
             EngineConfig(model=self.model, **self.engine)
+        elif self.kind == "scripted":
+            scripted_options(self.options)
         elif not self.endpoints:
             raise ValueError("backend.endpoints: the openai backend needs at least one base URL")
         return self
@@ -45,7 +51,24 @@ class BackendSection(_Section):
 
         if self.kind == "vllm":
             return make_backend("vllm", model=self.model, **{"seed": seed, **self.engine})
+        if self.kind == "scripted":
+            return make_backend("scripted", **scripted_options(self.options))
         return make_backend("openai", endpoints=self.endpoints, model=self.model, **self.options)
+
+
+def scripted_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The scripted backend's arguments: `script` is a list of answers (sample i answers the
+    i-th, cyclically) or "module:function" (a function of a ScriptCall returning the answer)."""
+    script = options.get("script")
+    if isinstance(script, str):
+        module, sep, attr = script.partition(":")
+        try:
+            script = getattr(importlib.import_module(module), attr) if sep else None
+        except (ImportError, AttributeError) as e:
+            raise ValueError(f"backend.options.script: cannot load {options['script']!r}: {e}") from None
+    if not (callable(script) or (isinstance(script, list) and script and all(isinstance(x, str) for x in script))):
+        raise ValueError("backend.options.script: expected a list of answers or 'module:function'")
+    return {**options, "script": script}
 
 
 class StrategySection(_Section):
@@ -70,12 +93,13 @@ class ScorerSection(_Section):
         from ..verifiers import SCORERS
 
         if self.name not in SCORERS:
-            raise ValueError(f"unknown scorer {self.name!r}: expected one of {', '.join(SCORERS)}")
+            raise ValueError(f"unknown scorer {self.name!r}: expected one of {', '.join(sorted(SCORERS))}")
         return self
 
 
 class RunConfig(_Section):
     name: str = "run"
+    imports: list[str] = Field(default_factory=list)  # modules or .py files (beside the config), imported first
     backend: BackendSection = Field(default_factory=BackendSection)
     strategy: StrategySection
     scorer: ScorerSection | None = None
@@ -142,6 +166,17 @@ def apply_override(data: dict[str, Any], item: str) -> None:
 
 def load_run_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
     path = Path(path)
+    data = read_yaml(path)
+    for item in overrides:
+        apply_override(data, item)
+    import_config_modules(path, data)
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as e:
+        raise ValueError(f"{path}: {describe(e)}") from None
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ValueError(f"{path}: no such config file")
     try:
@@ -152,12 +187,20 @@ def load_run_config(path: str | Path, overrides: list[str] | tuple[str, ...] = (
         raise ValueError(f"{path}: invalid YAML{where}: {getattr(e, 'problem', None) or e}") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of sections at the top level")
-    for item in overrides:
-        apply_override(data, item)
-    try:
-        return RunConfig.model_validate(data)
-    except ValidationError as e:
-        raise ValueError(f"{path}: {describe(e)}") from None
+    return data
+
+
+def import_config_modules(path: str | Path, data: dict[str, Any] | None = None) -> None:
+    """Import what the config at `path` lists under `imports:` (relative to its folder)."""
+    path = Path(path)
+    imports = (read_yaml(path) if data is None else data).get("imports", [])
+    if not isinstance(imports, list) or not all(isinstance(i, str) for i in imports):
+        raise ValueError(f"{path}: imports: expected a list of module names or .py paths")
+    for item in imports:
+        try:
+            import_module(item, path.parent)
+        except ValueError as e:
+            raise ValueError(f"{path}: imports: {e}") from None
 
 
 def describe(e: ValidationError) -> str:

@@ -10,6 +10,7 @@ the engine) and come back as aborted nodes, so the strategy answers with what it
 from __future__ import annotations
 
 import asyncio
+import copy
 from dataclasses import replace
 from typing import Any, AsyncIterator, Awaitable, Callable, Mapping, Sequence, TypeVar
 
@@ -25,6 +26,7 @@ from .budget import Allowance, Budget
 from .events import Emitter, ObservedTrace
 from .ledger import Ledger
 from .prompt import PromptConfig
+from .subrun import Seeds, Subtree
 
 T = TypeVar("T")
 
@@ -65,8 +67,9 @@ class Context:
         self.emitter = emitter or Emitter(problem.id)
         self.delimiter = delimiter
         self.max_len = context_length(backend)
-        self.tree = ObservedTrace(self.prompt_ids(), self._report)
-        self._next_seed = seed * 1_000_003
+        self.tree: ObservedTrace | Subtree = ObservedTrace(self.prompt_ids(), self._report)
+        self.seeds = Seeds(seed * 1_000_003)
+        self._subruns = 0
 
     def prompt_ids(self, suffix: str = "") -> list[int]:
         """The problem's prompt as the solver renders it, with `suffix` added to the user's message."""
@@ -87,8 +90,7 @@ class Context:
         if s.seed is None and s.temperature > 0:
             # sample i of a request is seeded seed + i (Backend.generate, as vLLM does), so the
             # next request starts past all n of them: no two samples of a problem share a seed
-            s = replace(s, seed=self._next_seed)
-            self._next_seed += s.n
+            s = replace(s, seed=self.seeds.take(s.n))
         return s
 
     def _admit(self, ids: Sequence[int]) -> None:
@@ -207,7 +209,7 @@ class Context:
 
     def done(self, node: Node) -> bool:
         """A trajectory ends on EOS, on the length cap, or with an empty step."""
-        return node.finished or (node.id != 0 and not node.step.replace(self.delimiter, "").strip())
+        return node.finished or (node.id != self.tree.root.id and not node.step.replace(self.delimiter, "").strip())
 
     def prune(self, nodes: Sequence[Node]) -> None:
         """The strategy drops these nodes (reported as "pruned" events)."""
@@ -264,6 +266,27 @@ class Context:
             if s is not None:
                 return s
         return 0.0
+
+    # -- sub-runs -----------------------------------------------------------------------------
+    async def run(self, strategy: Any, *, seed: int | None = None, **config: object) -> Result:
+        """Another strategy (an instance, a registered name with `config`, or a StrategySpec)
+        solving this problem in its own subtree, under a node marking the sub-run; its Result.
+        It spends from this problem's allowance (the budgets hold for both together) and
+        records into a ledger of its own that feeds this one, so its Result counts its own
+        spend and this problem's ledger counts everything. `seed` numbers its seed stream
+        (default: one per sub-run of this context); no seed of the problem is drawn twice."""
+        from .strategy import resolve_strategy
+
+        sub = resolve_strategy(strategy, config)
+        index = self._subruns if seed is None else seed
+        self._subruns += 1
+        marker = self.tree.add(self.tree.root, (), "", None, self.tree.now(), subrun=sub.name, seed=index)
+        child = copy.copy(self)
+        child.tree = Subtree(self.tree, marker)
+        child.ledger = Ledger(parent=self.ledger)
+        child.seeds = self.seeds.child(index)
+        child._subruns = 0
+        return await sub.run(child)
 
     # -- answers ------------------------------------------------------------------------------
     def candidate(self, node: Node, score: float | None = None) -> Candidate:

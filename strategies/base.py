@@ -1,23 +1,34 @@
-"""The Strategy contract and the registry that finds strategies by name.
+"""Helpers every built-in strategy shares, and the built-in strategies' names.
 
 A strategy is a small class with a frozen pydantic `Config` and `async run(ctx) -> Result`.
-It talks to the engine and verifiers only through the Context. Modules are imported on
-first use, so listing strategies or `ponder --help` never imports torch or vLLM.
+It talks to the engine and verifiers only through the Context. Built-ins register here the
+way users' strategies do (runtime.strategy.register_strategy), as "module:Class" strings, so
+listing strategies or `ponder --help` never imports torch or vLLM.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Generic, Literal, TypeVar
+import asyncio
+from typing import TYPE_CHECKING, Awaitable, Generic, Literal, Sequence, TypeVar
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from ..runtime.strategy import Strategy, StrategyConfig
+from ..records.result import Candidate, Result
+from ..records.trace import split_steps
+from ..verifiers.answer import equivalent_async
+
+from ..runtime.strategy import (
+    STRATEGIES, Strategy, StrategyConfig, StrategySpec, make_strategy, register_strategy, strategy_class,
+)
 
 Aggregate = Literal["last", "min", "mean", "prod"]  # step scores -> trajectory score (verifiers.voting.aggregate)
 C = TypeVar("C", bound=StrategyConfig)
+T = TypeVar("T")
 
-REGISTRY: dict[str, str] = {
+if TYPE_CHECKING:
+    from ..runtime.context import Context
+
+BUILT_IN: dict[str, str] = {
     "best_of_n": "best_of_n:BestOfN",
     "beam_search": "beam_search:BeamSearch",
     "dvts": "dvts:DVTS",
@@ -32,10 +43,17 @@ REGISTRY: dict[str, str] = {
     "mcts": "mcts:MCTS",
     "adaptive_consistency": "adaptive_consistency:AdaptiveConsistency",
     "self_refine": "self_refine:SelfRefine",
+    "vote": "vote:Vote",
+    "cascade": "cascade:Cascade",
 }
+for _name, _target in BUILT_IN.items():
+    register_strategy(_name, f"{__package__}.{_target}")
+
+REGISTRY = STRATEGIES  # every registered name: built-in, registered by users, or an installed entry point
 
 __all__ = [
-    "REGISTRY", "Aggregate", "Configured", "Strategy", "StrategyConfig", "WidthConfig", "make_strategy", "strategy_class",
+    "REGISTRY", "Aggregate", "Configured", "Strategy", "StrategyConfig", "StrategySpec", "WidthConfig",
+    "chosen_candidate", "chosen_score", "make_strategy", "register_strategy", "strategy_class", "together", "vote_share",
 ]
 
 
@@ -59,18 +77,41 @@ class WidthConfig(StrategyConfig):
         return self
 
 
-def strategy_class(name: str) -> type[Strategy]:
-    if name not in REGISTRY:
-        raise ValueError(f"unknown strategy {name!r}: expected one of {', '.join(sorted(REGISTRY))}")
-    module, cls = REGISTRY[name].split(":")
-    return getattr(importlib.import_module(f"{__package__}.{module}"), cls)
+# -- strategies made of strategies ------------------------------------------------------------
+def chosen_candidate(result: Result) -> Candidate:
+    """The candidate a (sub-)result answered with."""
+    return next((c for c in result.candidates if c.text == result.text), Candidate(text=result.text, answer=result.answer))
 
 
-def make_strategy(name: str, **config: object) -> Strategy:
-    cls = strategy_class(name)
+async def vote_share(candidates: Sequence[Candidate], answer: str) -> float:
+    """The share of `candidates` whose answer is equivalent to `answer`: 1.0 when all agree,
+    0 without an answer (a candidate the budget left empty agrees with nothing)."""
+    if not answer or not candidates:
+        return 0.0
+    agree = [await equivalent_async(c.answer, answer) for c in candidates if c.answer]
+    return sum(agree) / len(candidates)
+
+
+async def chosen_score(ctx: Context, result: Result, how: Aggregate = "last") -> float | None:
+    """The chosen candidate's score: the one its strategy gave, else the scorer's (one verifier
+    call), else None without a scorer."""
+    chosen = chosen_candidate(result)
+    if chosen.score is not None:
+        return chosen.score
+    if ctx.scorer is None or chosen.node is None:
+        return None
+    node = ctx.tree.node(chosen.node)
+    return await ctx.score(node, how, split_steps(node.text, ctx.delimiter))
+
+
+async def together(runs: Sequence[Awaitable[T]]) -> list[T]:
+    """Await all of `runs` concurrently; when one fails the others are cancelled (their engine
+    requests aborted) before the error goes up."""
+    tasks = [asyncio.ensure_future(r) for r in runs]
     try:
-        return cls(cls.Config(**config))  # type: ignore[call-arg]
-    except ValidationError as e:
-        first = e.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        raise ValueError(f"strategy {name}: field {field!r}: {first['msg']}") from None
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise

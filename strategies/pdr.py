@@ -10,7 +10,9 @@ the same loop with one draft per round. A workspace made of drafts gives each dr
 equal share of κ (its end, where the answer is), so every draft is seen. Summary and
 refinement prompts are rendered by the run's PromptConfig (system, chat or plain). When the
 budget stops the rounds early, the answer is the vote over the last round's drafts.
-B_tot counts every generated token; B_seq the tokens on the accepted path (the longest
+With a `drafter:` (any strategy, e.g. beam_search with
+its scorer) round 1's drafts are M_1 runs of it, each a sub-run with its own seeds whose answer
+is one draft; later rounds answer given the workspace and sample. B_tot counts every generated token; B_seq the tokens on the accepted path (the longest
 draft of each round, plus the summaries), the latency-bound budget the paper reports.
 """
 
@@ -26,7 +28,7 @@ from ..runtime.context import Context
 from ..records.result import Result
 from ..records.trace import Node, split_steps
 from ..verifiers.voting import clusters_async, select_async
-from .base import Aggregate, Configured, StrategyConfig
+from .base import Aggregate, Configured, StrategyConfig, StrategySpec, chosen_candidate, together
 
 SUMMARY_ASK = (
     "Here are several attempts at the problem above. Write a short summary for someone solving it: "
@@ -45,6 +47,7 @@ class PDRConfig(StrategyConfig):
     temperature: float = Field(0.8, ge=0)
     top_p: float = Field(1.0, gt=0, le=1)
     aggregate: Aggregate = "last"
+    drafter: StrategySpec | None = None  # round 1's drafts: M_1 runs of this strategy (default: M_1 samples)
 
     @model_validator(mode="after")
     def _check(self) -> "PDRConfig":
@@ -66,11 +69,19 @@ class PDR(Configured[PDRConfig]):
     Config: ClassVar[type[StrategyConfig]] = PDRConfig
     needs_scorer: ClassVar[bool] = False
 
+    def __init__(self, config: PDRConfig) -> None:
+        super().__init__(config)
+        self.drafter = config.drafter.build() if config.drafter is not None else None
+        if self.drafter is not None:  # per instance: a drafter that searches needs the scorer
+            self.needs_scorer = bool(getattr(self.drafter, "needs_scorer", False))  # type: ignore[misc]
+
     async def run(self, ctx: Context) -> Result:
         cfg = self.config
         rng = random.Random(ctx.problem.id)
         question_ids = list(ctx.tree.root.ids)
-        drafts: list[Node] = await ctx.extend(ctx.tree.root, self._sampling(ctx, cfg.schedule[0]))
+        drafts = await self._draft(ctx)
+        if not drafts:
+            return ctx.result(self.name, None, [], {"rounds": 0, "question_tokens": len(question_ids)})
         for d in drafts:
             ctx.tree.set(d, round=1)
         b_seq = max(len(d.generated_ids) for d in drafts)
@@ -94,6 +105,16 @@ class PDR(Configured[PDRConfig]):
         chosen = candidates[0] if len(candidates) == 1 else await select_async(candidates, "majority")
         metrics = {"B_seq": b_seq, "B_tot": ctx.ledger.generated_tokens, "rounds": rounds, "question_tokens": len(question_ids)}
         return ctx.result(self.name, chosen, candidates, metrics)
+
+    async def _draft(self, ctx: Context) -> list[Node]:
+        """Round 1: M_1 samples, or with a drafter M_1 runs of it (sub-runs with their own
+        seeds), each run's answer a draft. Later rounds answer given the workspace, a prompt
+        of their own, so they sample."""
+        m = self.config.schedule[0]
+        if self.drafter is None:
+            return await ctx.extend(ctx.tree.root, self._sampling(ctx, m))
+        runs = await together([ctx.run(self.drafter, seed=i) for i in range(m)])
+        return [ctx.tree.node(c.node) for c in map(chosen_candidate, runs) if c.node is not None]
 
     def _sampling(self, ctx: Context, n: int):
         cfg = self.config

@@ -1,0 +1,110 @@
+"""What a sub-run gets of its parent's problem: a subtree of the one trace, and seeds of its own.
+
+A strategy treats `ctx.tree.root` as the start of everything it builds. A sub-run's root is a
+marker node under its parent's root, presented at depth 0, so depth limits, paths and step
+lists mean the same inside a sub-run as at the top, while every node lands in (and is reported
+by) the problem's trace.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+import networkx as nx
+
+from ..records.trace import Node, Trace
+
+
+class TraceLike(Protocol):
+    """What strategies use of a trace; a Trace and a Subtree both offer it."""
+
+    root: Node
+    graph: Any
+    t0: float
+
+    def add(self, parent: Node, token_ids: Sequence[int], step: str, finish: Any, t_start: float, **kw: Any) -> Node: ...
+    def set(self, node: Node, **attrs: object) -> None: ...
+    def score(self, node: Node) -> float | None: ...
+    def node(self, node_id: int) -> Node: ...
+    def now(self) -> float: ...
+
+
+class Subtree:
+    """The nodes under `root` in `outer` (a trace or another subtree), presented as a trace:
+    `root` at depth 0, paths and steps stop there, `graph` a live view of these nodes only.
+    Nodes are added through `outer`, so every enclosing subtree sees them as its own."""
+
+    def __init__(self, outer: TraceLike, marker: Node) -> None:
+        self.outer = outer
+        self.root = replace(marker, depth=0)
+        self.t0 = outer.t0
+        self._members = {marker.id}
+        self.graph = nx.subgraph_view(outer.graph, filter_node=self._members.__contains__)
+
+    def add(self, parent: Node, *args: Any, **kwargs: Any) -> Node:
+        node = self.outer.add(parent, *args, **kwargs)
+        self._members.add(node.id)
+        return node
+
+    def set(self, node: Node, **attrs: object) -> None:
+        self.outer.set(node, **attrs)
+
+    def score(self, node: Node) -> float | None:
+        return self.outer.score(node)
+
+    def node(self, node_id: int) -> Node:
+        return self.root if node_id == self.root.id else self.outer.node(node_id)
+
+    def now(self) -> float:
+        return self.outer.now()
+
+    def path(self, node: Node) -> list[Node]:
+        out = []
+        cur = node
+        while cur.id != self.root.id:
+            out.append(cur)
+            cur = self.node(cur.parent)  # type: ignore[arg-type]
+        return out[::-1]
+
+    steps = Trace.steps  # the same rule on this subtree's paths
+
+    def prune_unused(self, kept: set[int]) -> None:
+        """Mark every leaf of this subtree outside `kept` as pruned (as the problem's trace does)."""
+        for node_id in list(self.graph.nodes):
+            attrs = self.graph.nodes[node_id]
+            if node_id != self.root.id and node_id not in kept and not (attrs.get("pruned") or attrs.get("rejected")) \
+                    and not self.graph.out_degree(node_id):
+                self.set(self.node(node_id), pruned=True)
+
+    def to_json(self) -> dict:
+        return nx.node_link_data(self.graph, edges="edges")
+
+    def save(self, path: Path) -> None:
+        Trace.save(self, path)  # type: ignore[arg-type]
+
+
+class Seeds:
+    """The seeds one context hands its requests: a stream of its own, in which no seed already
+    handed out anywhere in the problem is used again. Sample i of a request is seeded seed + i
+    (Backend.generate), so a request of n takes n seeds in a row."""
+
+    def __init__(self, start: int, taken: set[int] | None = None) -> None:
+        self.start = self.next = start
+        self.taken = taken if taken is not None else set()
+
+    def take(self, n: int) -> int:
+        s = self.next
+        while clash := [x for x in range(s, s + n) if x in self.taken]:
+            s = clash[-1] + 1
+        self.taken.update(range(s, s + n))
+        self.next = s + n
+        return s
+
+    def child(self, seed: int) -> "Seeds":
+        """The stream of the sub-run numbered `seed`: a fixed function of this stream and
+        `seed`, so a sub-run draws the same seeds whenever its siblings run."""
+        digest = hashlib.blake2b(f"{self.start}/{seed}".encode(), digest_size=8).digest()
+        return Seeds(int.from_bytes(digest, "big") % 2**31, self.taken)
