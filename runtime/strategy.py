@@ -62,6 +62,13 @@ def register_strategy(what: Any = None, target: Any = None, *, name: str | None 
 
 def _register_class(cls: S, name: str | None) -> S:
     name = name or getattr(cls, "name", None)
+    STRATEGIES.register(_checked(cls, name), cls)  # type: ignore[arg-type]
+    return cls
+
+
+def _checked(cls: Any, name: str | None) -> str:
+    """The name of a well-formed strategy class, its optional attributes defaulted; a class
+    from an entry point is checked when it is first loaded."""
     if not isinstance(cls, type):
         raise ValueError(f"register_strategy expects a class, got {cls!r}")
     if not name:
@@ -75,12 +82,13 @@ def _register_class(cls: S, name: str | None) -> S:
         cls.name = name  # type: ignore[attr-defined]
     if not hasattr(cls, "needs_scorer"):
         cls.needs_scorer = False  # type: ignore[attr-defined]
-    STRATEGIES.register(name, cls)
-    return cls
+    return name
 
 
 def strategy_class(name: str) -> type[Strategy]:
-    return STRATEGIES.load(name)
+    cls = STRATEGIES.load(name)
+    _checked(cls, name)
+    return cls
 
 
 def make_strategy(name: str, **config: object) -> Strategy:
