@@ -88,7 +88,8 @@ async def execute(
                 async def flush(problem: Problem, result: Result) -> None:
                     bar.update(store.append(problem, result), solver.ledger)
 
-                await solver.solve_many([p for p in problems if p.id not in done], config.concurrency, on_result=flush)
+                # each result is on disk once `flush` returns: the solver keeps none in memory
+                await solver.solve_many([p for p in problems if p.id not in done], config.concurrency, on_result=flush, keep_results=False)
         finally:
             records = store.records()
             summary = store.write_summary(config.name, config.strategy.name, records, time.monotonic() - started)

@@ -127,9 +127,23 @@ class Prefixes:
         return ids
 
 
+class Graph(nx.DiGraph):
+    """A DiGraph whose edge and degree views are made afresh on each use. networkx caches them
+    on the graph and each holds the graph: a reference cycle, so a finished trace would stay
+    in memory until the cyclic collector's rare full pass, and a long batch run would pile up
+    finished problems' trees. Without it a tree is freed as soon as its last holder drops it."""
+
+    edges = property(nx.DiGraph.edges.func)
+    out_edges = property(nx.DiGraph.out_edges.func)
+    in_edges = property(nx.DiGraph.in_edges.func)
+    degree = property(nx.DiGraph.degree.func)
+    in_degree = property(nx.DiGraph.in_degree.func)
+    out_degree = property(nx.DiGraph.out_degree.func)
+
+
 class Trace:
     def __init__(self, prompt_ids: Sequence[int], prompt_text: str = "") -> None:
-        self.graph = nx.DiGraph()
+        self.graph = Graph()
         self.t0 = time.monotonic()  # node times are seconds after this
         self._prefixes = Prefixes()
         self.root = Node(0, None, (), "", 0, None, tuple(prompt_ids), None, self._prefixes)

@@ -3,8 +3,9 @@
 `solve_many` runs problems concurrently (bounded) with no barrier between them: each
 problem's strategy advances as soon as its own requests return, so the engine batch stays
 full. Results come back in completion order through `on_result` (for flushing) and in
-input order as the return value. A problem that fails becomes a Result with `error` set and
-the others go on; only a dead engine stops the run.
+input order as the return value, unless the caller keeps none (a long batch run). A
+problem that fails becomes a Result with `error` set and the others go on; only a dead
+engine stops the run.
 """
 
 from __future__ import annotations
@@ -147,19 +148,26 @@ class Solver:
         )
 
     async def solve_many(
-        self, problems: Iterable[Problem], concurrency: int = 8, on_result: OnResult | None = None
+        self, problems: Iterable[Problem], concurrency: int = 8, on_result: OnResult | None = None,
+        keep_results: bool = True,
     ) -> list[Result]:
+        """Every problem's Result in input order. With `keep_results=False` a finished problem
+        is handed to `on_result` and then dropped, and the return value is empty: memory holds
+        the problems in flight only, however long the run (as `ponder run` uses it)."""
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
-        items = list(problems)
-        gate = asyncio.Semaphore(concurrency)
-        results: list[Result | None] = [None] * len(items)
+        if not keep_results and on_result is None:
+            raise ValueError("solve_many(keep_results=False) needs an on_result sink, or every Result is lost")
+        # `concurrency` workers take problems from one iterator: nothing per problem is created
+        # before a worker takes it, and nothing stays once its sink has it
+        queue = iter(enumerate(problems))
+        results: dict[int, Result] = {}
 
-        async def one(i: int, p: Problem) -> None:
-            async with gate:
+        async def worker() -> None:
+            for i, p in queue:
                 # spent, not merely held: what other problems hold in flight may come back
                 if self.global_budget.exhausted(self.ledger, reserved=False):
-                    return
+                    continue
                 ctx: Context | None = None
                 try:
                     ctx = self.context(p)
@@ -168,13 +176,21 @@ class Solver:
                     if engine_dead(e, self.backend):
                         raise
                     r = self._failed(p, ctx, e)
-                results[i] = r
-            if on_result is not None:
-                done = on_result(p, r)
-                if asyncio.iscoroutine(done):
-                    await done
+                if ctx is not None:
+                    # the Result holds the tree now; the tree reports its events through a method
+                    # of the context, so the context letting go of the tree leaves no reference
+                    # cycle, and a finished problem is freed the moment its sink drops it
+                    # rather than at the cyclic collector's next full pass
+                    del ctx.tree
+                if keep_results:
+                    results[i] = r
+                if on_result is not None:
+                    done = on_result(p, r)
+                    if asyncio.iscoroutine(done):
+                        await done
+                del r
 
-        tasks = [asyncio.create_task(one(i, p)) for i, p in enumerate(items)]
+        tasks = [asyncio.create_task(worker()) for _ in range(concurrency)]
         try:
             await asyncio.gather(*tasks)
         except BaseException:
@@ -182,4 +198,4 @@ class Solver:
                 t.cancel()  # cancelling a problem aborts its engine requests
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
-        return [r for r in results if r is not None]
+        return [results[i] for i in sorted(results)]
