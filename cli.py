@@ -108,6 +108,7 @@ def run(
     resume: bool = typer.Option(False, "--resume", help="continue a run directory: skip answered ids, retry errored ones"),
     set_: list[str] = typer.Option([], "--set", help="override a key: section.key=value (repeatable)"),
     data_dir: str = typer.Option(None, "--data-dir", help="a folder of <name>/test.jsonl overriding the shipped sets (default $PONDER_DATA)"),
+    shard: str = typer.Option(None, "--shard", help="i/N: only shard i (0 <= i < N) of the problems, chosen by id, into runs/NAME-shard-i-of-N (join with `ponder merge`)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="show engine logs live (default: the run directory's engine.log)"),
 ) -> None:
@@ -119,17 +120,19 @@ def run(
     from .backends.models import ModelError
     from .app.batch import execute, prepare, run_dir
     from .app.run_config import load_run_config
+    from .app.shard import Shard
     from .app.store import RunStore
     from .app.terminal import Terminal, log_file
 
     term = Terminal(None if verbose else log_file("run"))
     try:
+        part = Shard.parse(shard) if shard is not None else None
         plans = []
         for path in configs:
             cfg = load_run_config(path, set_)
-            plans.append((cfg, prepare(cfg, limit, data_dir)))
-            RunStore(run_dir(cfg)).check_resume(cfg.model_dump(mode="json"), resume)
-        dirs = [run_dir(cfg) for cfg, _ in plans]
+            plans.append((cfg, prepare(cfg, limit, data_dir, part)))
+            RunStore(run_dir(cfg, part)).check_resume(cfg.model_dump(mode="json"), resume)
+        dirs = [run_dir(cfg, part) for cfg, _ in plans]
         if len(set(dirs)) != len(dirs):
             raise ValueError("two configs write to one run directory: give each its own name")
         if any(cfg.backend != plans[0][0].backend for cfg, _ in plans):
@@ -147,7 +150,8 @@ def run(
         backend = first.backend.build(first.seed)
         term.say(f"engine ready in {time.monotonic() - started:.0f} s")
         try:
-            return [await execute(cfg, problems, resume=resume, progress=not quiet, backend=backend, terminal=term) for cfg, problems in plans]
+            return [await execute(cfg, problems, resume=resume, progress=not quiet, backend=backend, terminal=term, shard=part)
+                    for cfg, problems in plans]
         finally:
             await backend.close()
 
@@ -200,6 +204,29 @@ def report(
     typer.echo(table(summaries))
     out = Path(plot) if plot else Path(runs[0]).resolve().parent / "accuracy_vs_tokens.png"
     typer.echo(f"plot: {draw(summaries, out)}")
+
+
+@app.command()
+def merge(
+    runs: list[str] = typer.Argument(..., help="run directories: the shards of one run (`ponder run --shard i/N`)"),
+    output: str = typer.Option(..., "--output", "-o", help="the merged run directory (a new one)"),
+) -> None:
+    """Join the shards of a run into one run directory: config, results, traces, summary.
+
+    `ponder report` and `ponder run --resume` read it like an unsharded run; the shards stay as they are."""
+    from pathlib import Path
+
+    from .app.merge import merge_runs
+
+    try:
+        merged = merge_runs([Path(r) for r in runs], Path(output))
+    except ValueError as e:
+        fail(str(e))
+    s = merged.summary
+    acc = "-" if s["accuracy"] is None else f"{s['accuracy']:.3f}"
+    typer.echo(f"{output}: {s['problems']} problems from {len(runs)} runs, accuracy {acc}")
+    if merged.missing:
+        typer.echo(f"warning: shard(s) {', '.join(str(m) for m in merged.missing)} not merged: their problems are missing", err=True)
 
 
 @app.command()

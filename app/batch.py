@@ -18,6 +18,7 @@ from ..records.result import Result
 from .datasets import load
 from .progress import Progress
 from .run_config import RunConfig
+from .shard import Shard
 from .store import RunStore
 from .terminal import Terminal
 
@@ -32,11 +33,13 @@ class CompletedRun:
     errors: int  # problems whose latest record is an error
 
 
-def run_dir(config: RunConfig) -> Path:
-    return Path(config.output_dir) / config.name
+def run_dir(config: RunConfig, shard: Shard | None = None) -> Path:
+    run = Path(config.output_dir) / config.name
+    return shard.directory(run) if shard else run
 
 
-def prepare(config: RunConfig, limit: int | None, data_dir: str | None) -> list[Problem]:
+def prepare(config: RunConfig, limit: int | None, data_dir: str | None, shard: Shard | None = None) -> list[Problem]:
+    """The run's problems: the first `limit`, then the shard's share of those."""
     problems = load(config.dataset, data_dir)
     if not problems:
         raise ValueError(f"dataset {config.dataset.name!r} holds no problems")
@@ -45,18 +48,19 @@ def prepare(config: RunConfig, limit: int | None, data_dir: str | None) -> list[
     for section in (config.backend, config.scorer.backend if config.scorer else None):
         if section is not None and section.kind == "vllm":
             resolve(section.model)
-    return problems[:limit] if limit else problems
+    problems = problems[:limit] if limit else problems
+    return shard.select(problems) if shard else problems
 
 
 async def execute(
     config: RunConfig, problems: list[Problem], resume: bool = False, progress: bool = True,
-    backend: Any = None, terminal: Terminal | None = None,
+    backend: Any = None, terminal: Terminal | None = None, shard: Shard | None = None,
 ) -> CompletedRun:
     from ..runtime.solver import Solver
     from ..strategies.base import make_strategy
     from ..verifiers import make_scorer
 
-    store = RunStore(run_dir(config))
+    store = RunStore(run_dir(config, shard))
     resolved = config.model_dump(mode="json")
     store.check_resume(resolved, resume)
     owned = backend is None
@@ -92,7 +96,8 @@ async def execute(
                 await solver.solve_many([p for p in problems if p.id not in done], config.concurrency, on_result=flush, keep_results=False)
         finally:
             records = store.records()
-            summary = store.write_summary(config.name, config.strategy.name, records, time.monotonic() - started)
+            summary = store.write_summary(config.name, config.strategy.name, records, time.monotonic() - started,
+                                          **({"shard": shard.to_json()} if shard else {}))
     finally:
         if owned:
             await backend.close()

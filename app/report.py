@@ -6,17 +6,34 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .merge import combine
+from .shard import Shard
+
 
 def read_summaries(dirs: list[Path]) -> list[dict[str, Any]]:
-    out = []
+    """One summary per run; the shards of one run (same name, same N) become one row, merged
+    as `ponder merge` would merge them (and refused alike when they are not one experiment)."""
+    out: list[dict[str, Any]] = []
+    shards: dict[tuple[str, int], list[Path]] = {}
     for d in dirs:
         f = d / "summary.json"
         if not f.is_file():
             raise ValueError(f"{d}: no summary.json (not a run directory, or the run never started)")
         try:
-            out.append({**json.loads(f.read_text()), "dir": str(d)})
+            summary = {**json.loads(f.read_text()), "dir": str(d)}
         except json.JSONDecodeError as e:
             raise ValueError(f"{f}: not valid JSON ({e.msg})") from None
+        if "shard" in summary:
+            key = (summary["name"], Shard.from_json(summary["shard"], f).count)
+            if key not in shards:
+                out.append({"shards_of": key})  # the merged row takes the first shard's place
+            shards.setdefault(key, []).append(d)
+        else:
+            out.append(summary)
+    for i, row in enumerate(out):
+        if "shards_of" in row:
+            (name, count), members = row["shards_of"], shards[row["shards_of"]]
+            out[i] = {**combine(members).summary, "name": f"{name} [{len(members)}/{count} shards]", "dir": str(members[0])}
     return out
 
 

@@ -127,24 +127,33 @@ class RunStore:
             os.fsync(f.fileno())
         return record
 
-    def write_summary(self, name: str, strategy: str, records: Iterable[dict[str, Any]], wall_s: float) -> dict[str, Any]:
-        recs = list(records)
-        graded = [r for r in recs if r["correct"] is not None]
-        tok = {k: sum(r["tokens"][k] for r in recs) for k in ("generated", "prompt", "cached", "aborted")}
-        summary = {
-            "name": name, "strategy": strategy, "problems": len(recs),
-            "errors": sum(1 for r in recs if r.get("error")),
-            "accuracy": round(sum(bool(r["correct"]) for r in graded) / len(graded), 4) if graded else None,
-            "coverage": coverage(graded),
-            "tokens": tok, "generated_per_problem": round(tok["generated"] / len(recs), 1) if recs else 0,
-            "verifier_calls": sum(r["verifier_calls"] for r in recs),
-            "cache_hit_rate": round(tok["cached"] / tok["prompt"], 4) if tok["prompt"] else 0.0,
-            "wall_s": round(wall_s, 2),
-        }
+    def write_summary(
+        self, name: str, strategy: str, records: Iterable[dict[str, Any]], wall_s: float, **extra: Any,
+    ) -> dict[str, Any]:
+        """summary.json (replaced whole, never half-written); `extra` keys are recorded as given
+        (a shard's place in its run, the runs a merged run came from)."""
+        summary = {**summarize(name, strategy, records, wall_s), **extra}
         tmp = self.dir / "summary.json.tmp"
         tmp.write_text(json.dumps(summary, indent=2))
         os.replace(tmp, self.dir / "summary.json")
         return summary
+
+
+def summarize(name: str, strategy: str, records: Iterable[dict[str, Any]], wall_s: float) -> dict[str, Any]:
+    """A run's totals from its records (the latest per problem)."""
+    recs = list(records)
+    graded = [r for r in recs if r["correct"] is not None]
+    tok = {k: sum(r["tokens"][k] for r in recs) for k in ("generated", "prompt", "cached", "aborted")}
+    return {
+        "name": name, "strategy": strategy, "problems": len(recs),
+        "errors": sum(1 for r in recs if r.get("error")),
+        "accuracy": round(sum(bool(r["correct"]) for r in graded) / len(graded), 4) if graded else None,
+        "coverage": coverage(graded),
+        "tokens": tok, "generated_per_problem": round(tok["generated"] / len(recs), 1) if recs else 0,
+        "verifier_calls": sum(r["verifier_calls"] for r in recs),
+        "cache_hit_rate": round(tok["cached"] / tok["prompt"], 4) if tok["prompt"] else 0.0,
+        "wall_s": round(wall_s, 2),
+    }
 
 
 def coverage(graded: list[dict[str, Any]]) -> float | None:
