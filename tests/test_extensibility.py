@@ -37,12 +37,17 @@ def readme_example() -> str:
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
+EXAMPLE = README.parent / "configs" / "custom" / "until_agree.py"  # the example config's strategy file
+
+
 @pytest.fixture(scope="module")
 def user_dir(tmp_path_factory) -> Path:
-    """A user's folder: the README's strategy in until_agree.py, imported once per session."""
+    """A user's folder holding the README's strategy as until_agree.py. In this process the
+    same code is imported from configs/custom (one module: a name is registered once)."""
+    assert EXAMPLE.read_text() == readme_example()
+    import_module(str(EXAMPLE), README.parent)
     folder = tmp_path_factory.mktemp("user")
     (folder / "until_agree.py").write_text(readme_example())
-    import_module("until_agree.py", folder)
     return folder
 
 
