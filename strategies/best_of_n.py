@@ -1,7 +1,9 @@
 """Best-of-N (Brown et al. 2024): n full samples from one prefix, one answer selected.
 
 One generate call with n samples: the prompt is computed once and the other samples read it
-from the prefix cache. With a reference answer the
+from the prefix cache. `weighted` and `best` read the step scorer; with the confidence scorer
+(verifiers/confidence.py) each sample is scored by the policy's own confidence over its whole
+completion, a confidence-weighted vote with no verifier call. With a reference answer the
 metrics include the unbiased pass@k = 1 - C(n-c, k)/C(n, k) for k = 1, 2, 4, ... <= n.
 """
 

@@ -77,11 +77,11 @@ def test_value_reads_every_node_of_the_path():
 def test_config_defaults_and_bad_options():
     cfg = ConfidenceScorer().config
     assert (cfg.kind, cfg.top_k, cfg.aggregate) == ("self_certainty", 20, "tokens")
-    with pytest.raises(ValueError, match="top_k"):
+    with pytest.raises(ValueError, match=r"^confidence scorer: option 'top_k': Input should be greater than or equal to 2$"):
         ConfidenceScorer(top_k=1)
-    with pytest.raises(ValueError, match="kind"):
+    with pytest.raises(ValueError, match=r"^confidence scorer: option 'kind': Input should be 'self_certainty' or 'token_confidence'$"):
         ConfidenceScorer(kind="entropy")
-    with pytest.raises(ValueError, match="colour"):
+    with pytest.raises(ValueError, match=r"^confidence scorer: option 'colour': Extra inputs are not permitted$"):
         ConfidenceScorer(colour="red")
 
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal, Protocol, Sequence, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..records.problem import Problem
 from ..records.trace import Node, Trace
@@ -89,7 +89,11 @@ class ConfidenceScorer:
     def __init__(self, config: ConfidenceConfig | None = None, **options: Any) -> None:
         if config is not None and options:
             raise ValueError("ConfidenceScorer: give a config or options, not both")
-        self.config = config or ConfidenceConfig(**options)
+        try:
+            self.config = config or ConfidenceConfig(**options)
+        except ValidationError as e:
+            first = e.errors()[0]
+            raise ValueError(f"confidence scorer: option {'.'.join(map(str, first['loc']))!r}: {first['msg']}") from None
         self.top_logprobs = self.config.top_k
         self._statistic = STATISTICS[self.config.kind]
 
