@@ -3,6 +3,7 @@ search, with no request and no verifier call spent on scoring."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -162,3 +163,24 @@ async def test_a_streamed_node_without_statistics_is_refused():
         child.add(d)
     with pytest.raises(ValueError, match="no token statistics"):
         await ctx.score(child.node())
+
+
+async def test_a_yaml_run_scores_with_confidence(tmp_path):
+    from ponder.app.batch import execute
+    from ponder.app.run_config import load_run_config
+
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        "name: conf\nbackend: {kind: scripted, options: {script: [\"3 + 4 = 7.\\n\\nSo the answer is \\\\boxed{7}.\"]}}\n"
+        "strategy: {name: beam_search, config: {n: 4, width: 2, max_steps: 3}}\n"
+        "scorer: {name: confidence, options: {kind: token_confidence, top_k: 5}}\n"
+        f"dataset: {{name: \"{tmp_path / 'one.jsonl'}\"}}\noutput_dir: {tmp_path / 'runs'}\n")
+    (tmp_path / "one.jsonl").write_text(json.dumps({"id": "a", "problem": "What is 3 + 4?", "answer": "7"}) + "\n")
+    done = await execute(load_run_config(config), [PROBLEM], progress=False)
+    (record,) = [json.loads(line) for line in (done.directory / "results.jsonl").read_text().splitlines()]
+    assert record["answer"] == "7" and record["error"] is None
+    assert record["verifier_calls"] == 0 and record["requests"] > 4
+    trace = json.loads((done.directory / record["trace"]).read_text())
+    steps = [n for n in trace["nodes"] if n["id"] != 0]
+    assert any(n["depth"] == 2 for n in steps), "the search went past its first step"
+    assert all(n["confidence_tokens"] == n["tokens"] > 0 and 0 < n["score"] < 1 for n in steps)
