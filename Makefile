@@ -29,12 +29,15 @@ $(MODEL): | $(STAMP)
 
 model: $(MODEL)
 
+# the fast tests on both cores, then the engine and server tests in one process, where one
+# engine and one vLLM server start once and serve them all
 test: install model
-	$(VENV)/bin/python -m pytest -q tests
+	$(VENV)/bin/python -m pytest -q -n 2 -m "not engine and not server" tests
+	$(VENV)/bin/python -m pytest -q -m "engine or server" tests
 
 # the scripted backend and pure Python: no engine, no server
 test-fast: install
-	$(VENV)/bin/python -m pytest -q -m "not engine and not server" tests
+	$(VENV)/bin/python -m pytest -q -n 2 -m "not engine and not server" tests
 
 # greedy, majority voting (with pass@8 coverage) and beam search on one engine, then the table and plot
 DEMO := configs/demo/greedy.yaml configs/demo/majority.yaml configs/demo/beam_search.yaml

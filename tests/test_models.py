@@ -73,20 +73,46 @@ def test_concurrent_pulls_wait_for_one_conversion(tmp_path, monkeypatch):
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == [".smollm2-135m-instruct.lock", "smollm2-135m-instruct"]
 
 
-@pytest.mark.engine  # heavy like an engine start: two real GGUF conversions (~20 s each when alone)
+# `ponder models pull` in a child process whose GGUF conversion is a slow stand-in that logs each
+# call: the lock between processes is what is under test (the real conversion is the one `make`
+# runs, and test_embedded_model_is_provisioned_once reads its result)
+PULL = """
+import sys, time
+from pathlib import Path
+from ponder.backends import gguf
+
+LOG = sys.argv[1]
+
+
+def convert(src, out):
+    with open(LOG, "a") as log:
+        log.write(str(out) + "\\n")
+    time.sleep(1.0)
+    (out / "config.json").write_text("{}")
+    (out / "model.safetensors").write_bytes(b"")
+
+gguf.convert_gguf = convert
+sys.argv = ["ponder", "models", "pull", "smollm2-135m-instruct"]
+from ponder.cli import main
+main()
+"""
+
+
 def test_two_processes_pulling_one_model_both_succeed(tmp_path):
-    """Two real `ponder models pull` at once: the second used to fail with ENOTEMPTY."""
+    """Two `ponder models pull` processes at once: the second used to fail with ENOTEMPTY; now it
+    waits for the first's conversion and finds its result."""
     import os
     import subprocess
-
-    from .test_cli import PONDER
+    import sys
 
     env = {**os.environ, "PONDER_HOME": str(tmp_path)}
-    procs = [subprocess.Popen([PONDER, "models", "pull", "smollm2-135m-instruct"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    outs = [p.communicate(timeout=600) for p in procs]
+    log = tmp_path / "conversions.log"
+    procs = [subprocess.Popen([sys.executable, "-c", PULL, str(log)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
     target = tmp_path / "models" / "smollm2-135m-instruct"
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err[-2000:]
         assert out.strip().splitlines()[-1] == str(target)
+    assert len(log.read_text().splitlines()) == 1  # one conversion; the other process waited for it
     assert (target / "config.json").is_file() and list(target.glob("*.safetensors"))
     assert not [p for p in (tmp_path / "models").iterdir() if p.name.startswith(".smollm2-135m-instruct-")]  # no temporary folder left
