@@ -131,6 +131,8 @@ async def run(backend, name, config, items, concurrency):
         "hit": led.cached_tokens / max(led.prompt_tokens, 1),
         # share of problems answered by a strategy's fallback (A*: budget spent before a goal was popped)
         "fallback": sum(bool(r.metrics.get("fallback")) for r in results) / len(results),
+        # prompt tokens the engine computed (not read from the prefix cache) per generated token
+        "prefill": (led.prompt_tokens - led.cached_tokens) / max(led.generated_tokens, 1),
         "rate": led.generated_tokens / wall, "inflight": occ.mean(), "full": occ.share_full(), "cpu": occ.cpu(),
         "timeline": occ.timeline(),
     }
