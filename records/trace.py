@@ -12,6 +12,7 @@ import json
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import cached_property
 from itertools import chain
 from pathlib import Path
 from typing import Sequence
@@ -133,12 +134,10 @@ class Graph(nx.DiGraph):
     in memory until the cyclic collector's rare full pass, and a long batch run would pile up
     finished problems' trees. Without it a tree is freed as soon as its last holder drops it."""
 
-    edges = property(nx.DiGraph.edges.func)
-    out_edges = property(nx.DiGraph.out_edges.func)
-    in_edges = property(nx.DiGraph.in_edges.func)
-    degree = property(nx.DiGraph.degree.func)
-    in_degree = property(nx.DiGraph.in_degree.func)
-    out_degree = property(nx.DiGraph.out_degree.func)
+
+for _view in ("edges", "out_edges", "in_edges", "degree", "in_degree", "out_degree"):
+    if isinstance(getattr(nx.DiGraph, _view, None), cached_property):
+        setattr(Graph, _view, property(getattr(nx.DiGraph, _view).func))
 
 
 class Trace:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import tracemalloc
+import weakref
 
 from ponder.backends.scripted import ScriptCall, ScriptedBackend
 from ponder.records.problem import Problem
@@ -97,3 +98,22 @@ async def test_a_batch_run_with_a_sink_holds_no_finished_problem():
     kept_small, _ = await batch_peak_bytes(problems[:500], keep_results=True)
     kept_large, _ = await batch_peak_bytes(problems, keep_results=True)
     assert kept_large > 2.5 * kept_small, (kept_small, kept_large)
+
+
+async def test_a_finished_problem_is_freed_without_the_cycle_collector():
+    """Reference counting alone frees a finished problem's tree: a reference cycle would leave
+    it to the collector's full passes, which come rarer the larger the heap (an engine's)."""
+    solver = Solver(Forgetful(["So \\boxed{7}."]), make_strategy("best_of_n", n=3, max_tokens=16), grader=exact)
+    held = []
+
+    def sink(problem: Problem, result) -> None:
+        result.trace.to_json()  # as the run store saves it
+        held.extend(weakref.ref(x) for x in (result, result.trace, result.trace.graph))
+
+    gc.collect()
+    gc.disable()
+    try:
+        await solver.solve_many([Problem(id="p", question="What is 3 + 4?", answer="7")], on_result=sink, keep_results=False)
+        assert len(held) == 3 and [ref() for ref in held] == [None] * 3
+    finally:
+        gc.enable()
