@@ -23,7 +23,8 @@ response; `steps` makes one value per step from its own tokens and lets the stra
 The Context asks the engine for `top_logprobs` alternatives on every request while this
 scorer is in use and keeps each node's mean statistic and token count on the trace node
 (`note`). Scoring then reads the path (`value`): it sends no request and spends nothing, so
-it is neither reserved against the verifier budget nor counted as a verifier call.
+it is neither reserved against the verifier budget nor counted as a verifier call. Nodes
+built from streams carry no statistics: scoring one is refused rather than valued at zero.
 """
 
 from __future__ import annotations
