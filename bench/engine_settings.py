@@ -8,13 +8,13 @@ the table shows their mean and spread. The workload is one beam-search-like step
 flight at once, on the chat prompts of two-term sums.
 
 Variants: OpenMP runtime (Intel's libiomp5 preloaded instead of the libgomp vLLM preloads),
-OpenMP threads (vLLM binds one thread to one core and keeps the other for its scheduler process
-by default; `omp2` binds two), `max_num_batched_tokens` (on CPU at least max_model_len: there is
+OpenMP threads (ponder binds one to every core; vLLM by itself keeps one core for its scheduler
+process, `vllm_bind`; `threads_1` one thread), `max_num_batched_tokens` (on CPU at least max_model_len: there is
 no chunked prefill), block size, `max_num_seqs`. Environment variables only reach the engine's
 worker process if they are set before the engine is built (it is spawned, and the dynamic loader
 reads LD_PRELOAD when it starts): the check column reads the engine process's memory map.
 
-Run: .venv/bin/python bench/engine_settings.py [--only iomp,omp2] [--repeat 3] [--requests 96] [--max-tokens 16]
+Run: .venv/bin/python bench/engine_settings.py [--only iomp,vllm_bind] [--repeat 3] [--requests 96] [--max-tokens 16]
 """
 
 from __future__ import annotations
@@ -31,9 +31,11 @@ IOMP = str(Path(sys.prefix) / "lib" / "libiomp5.so")
 BASE = dict(kv_cache_gib=1.0)
 VARIANTS: dict[str, tuple[dict, dict]] = {
     "iomp": ({}, {"LD_PRELOAD": IOMP}),
-    "omp2": ({}, {"VLLM_CPU_OMP_THREADS_BIND": "0-1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}),
+    # ponder binds every core (engine_config.cpu_threads_env); vLLM alone keeps one for its scheduler
+    "vllm_bind": ({}, {"VLLM_CPU_OMP_THREADS_BIND": "auto"}),
+    "threads_1": ({"threads": 1}, {}),
     "batched_8192": ({"max_num_batched_tokens": 8192}, {}),
-    "block_16": ({"block_size": 16}, {}),
+    "block_64": ({"block_size": 64}, {}),  # the CPU attention kernels take multiples of 32 only
     "block_128": ({"block_size": 128}, {}),
     "seqs_32": ({"max_num_seqs": 32}, {}),
     "seqs_128": ({"max_num_seqs": 128}, {}),
