@@ -206,3 +206,12 @@ async def test_pdr_drafts_with_a_sub_strategy():
 def test_nested_configs_are_checked_all_the_way_down_naming_the_path(config, path):
     with pytest.raises(ValueError, match=f"strategy cascade: field '{path}'"):
         make_strategy("cascade", **config)
+
+
+@pytest.mark.parametrize("name,config", [("a_star", {"k": 2}), ("mcts", {"k": 2, "simulations": 6}), ("beam_search", {"n": 4, "width": 2})])
+async def test_searches_run_as_sub_runs_as_they_do_at_the_top(name, config):
+    """A sub-run's root is a step-less node: no search may take it for a finished trajectory."""
+    top = await Solver(backend(), make_strategy(name, **config), KeywordScorer()).solve(PROBLEM)
+    voted = await Solver(backend(), make_strategy("vote", k=1, strategy={"name": name, "config": config}), KeywordScorer()).solve(PROBLEM)
+    assert top.answer == "7" and voted.answer == "7"
+    assert len(voted.trace.graph) == len(top.trace.graph) + 1  # the same search, plus the marker
