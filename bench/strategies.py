@@ -171,9 +171,10 @@ class Rates:
     def __init__(self, backend, items, concurrency: int) -> None:
         self.backend, self.items, self.concurrency, self.known = backend, items, concurrency, {}
 
-    def of(self, config: dict, concurrency: int | None = None) -> float:
+    def of(self, config: dict) -> float:
         width, tokens = shape(config)
-        key = ((concurrency or self.concurrency) * width, tokens)
+        # as many problems as can run at once: fewer problems than the concurrency hold fewer requests
+        key = (min(self.concurrency, len(self.items)) * width, tokens)
         if key not in self.known:
             self.known[key] = asyncio.run(engine_rate(self.backend, self.items, *key))
         return self.known[key]
