@@ -15,6 +15,7 @@ worker process if they are set before the engine is built (it is spawned, and th
 reads LD_PRELOAD when it starts): the check column reads the engine process's memory map.
 
 Run: .venv/bin/python bench/engine_settings.py [--only iomp,vllm_bind] [--repeat 3] [--requests 96] [--max-tokens 16]
+     [--beam 12]   (the workload: beam_search with solve_many on 12 sums instead)
 """
 
 from __future__ import annotations
@@ -83,6 +84,15 @@ async def workload(backend, prompts: list[list[int]], max_tokens: int, seed: int
     return tokens / (time.perf_counter() - t)
 
 
+def beam(backend, count: int, seed: int) -> float:
+    """Generated tokens/s of beam_search on `count` sums (bench/strategies.py's row), all at once."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from strategies import ROWS, problems, run
+
+    name, config = ROWS["beam_search"]
+    return asyncio.run(run(backend, name, config, problems(count, seed), 16))["rate"]
+
+
 def prompts_for(backend, count: int) -> list[list[int]]:
     tok = backend.tokenizer
     return [tok.chat([{"role": "user", "content": f"What is {7 + i % 53} + {11 + 3 * i % 61}?\nPlease reason step by step."}]) for i in range(count)]
@@ -94,6 +104,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="pairs per variant")
     ap.add_argument("--requests", type=int, default=96)
     ap.add_argument("--max-tokens", type=int, default=16)
+    ap.add_argument("--beam", type=int, default=0, help="workload: beam_search on this many problems instead")
     args = ap.parse_args()
     names = [n for n in args.only.split(",") if n] or list(VARIANTS)
 
@@ -114,7 +125,10 @@ def main() -> None:
         for r in range(args.repeat):
             seed = 1000 * (r + 1)
             for side in ((base, a), (other, b)) if r % 2 == 0 else ((other, b), (base, a)):
-                side[1].append(asyncio.run(workload(side[0], prompts, args.max_tokens, seed)))
+                if args.beam:
+                    side[1].append(beam(side[0], args.beam, r + 1))
+                else:
+                    side[1].append(asyncio.run(workload(side[0], prompts, args.max_tokens, seed)))
         ratios = [y / x for x, y in zip(a, b)]
         print(f"{name:14} {statistics.mean(a):14.1f} {statistics.mean(b):14.1f} {statistics.mean(ratios):6.3f} {min(ratios):6.3f} {max(ratios):6.3f}  "
               f"{' '.join(f'{x:.3f}' for x in ratios)}; {' '.join(procs.values())}", flush=True)
