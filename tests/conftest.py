@@ -22,7 +22,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 # fixtures that hold an engine or a `ponder serve` with one; tests that start an engine by
 # themselves carry `@pytest.mark.engine`
-ENGINE_FIXTURES = {"engine", "counted_engine", "serve"}
+ENGINE_FIXTURES = {"engine", "serve"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -38,10 +38,11 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def engine():
-    """The embedded model on the in-process vLLM engine, shared by every real-engine test."""
+    """The embedded model on the in-process vLLM engine, shared by every real-engine test; with
+    vLLM's Prometheus counters on, so the ledger can be checked against the engine's own count."""
     from ponder.backends.vllm import EngineConfig, VllmBackend
 
-    backend = VllmBackend(EngineConfig(model="smollm2-135m-instruct", max_model_len=2048, kv_cache_gib=2, max_num_seqs=64))
+    backend = VllmBackend(EngineConfig(model="smollm2-135m-instruct", max_model_len=2048, kv_cache_gib=2, max_num_seqs=64, log_stats=True))
     yield backend
     asyncio.run(backend.close())
 
@@ -49,13 +50,14 @@ def engine():
 @pytest.fixture(scope="session")
 def vllm_server(tmp_path_factory):
     """A real vLLM OpenAI-compatible server with the embedded model on 127.0.0.1, shared by the
-    session: yields (base url ending in /v1, the server process)."""
+    session: yields (base url ending in /v1, the server process). It answers to the embedded
+    model's name too, so `ponder solve --endpoint URL` needs no other option."""
     from ponder.backends.models import pull
 
     model = str(pull("smollm2-135m-instruct"))
     command = lambda port: [  # noqa: E731
         sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model,
-        "--served-model-name", "smollm2", "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
+        "--served-model-name", "smollm2", "smollm2-135m-instruct", "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
         "--max-model-len", "1024", "--enforce-eager", "--block-size", "32", "--enable-prefix-caching",
         "--enable-prompt-tokens-details", "--disable-log-stats",
         # seeded prompts split over scheduler steps kill the CPU engine: one step holds any prompt

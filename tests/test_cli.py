@@ -18,9 +18,9 @@ def ponder(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run([PONDER, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
-@pytest.mark.engine
-def test_solve_end_to_end_with_majority_vote():
-    p = ponder("solve", "What is 12 + 7?", "--n", "4", "--answer", "19", "--max-tokens", "96")
+def test_solve_end_to_end_with_majority_vote(vllm_server):
+    # on the session's vLLM server, so the test starts no engine of its own
+    p = ponder("solve", "What is 12 + 7?", "--n", "4", "--answer", "19", "--max-tokens", "96", "--endpoint", vllm_server[0])
     assert p.returncode == 0, p.stderr[-2000:]
     answer = re.search(r"^answer: (.*?)  correct: (True|False)$", p.stdout, re.M)
     tokens = re.search(r"^tokens: generated (\d+), prompt (\d+) \(cached (\d+)\)", p.stdout, re.M)

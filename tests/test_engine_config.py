@@ -1,6 +1,7 @@
 """Engine settings belong to one engine: validated, never leaked through the environment.
 
-These build vLLM's own VllmConfig (what the engine is constructed from) without starting it.
+These build vLLM's own VllmConfig (what the engine is constructed from) without starting it;
+they import vLLM and load the model's config, so they run with the engine tests.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from pydantic import ValidationError
 
 from ponder.backends.engine_config import GIB, EngineConfig, engine_args, engine_setup, scoped_env
 from ponder.backends.models import pull
+
+pytestmark = pytest.mark.engine
 
 
 @pytest.fixture(scope="module")

@@ -83,17 +83,6 @@ async def test_a_generate_cancelled_at_the_deadline_is_recorded():
     assert [c.finish for c in r.candidates] == ["abort", "abort"]
 
 
-@pytest.fixture(scope="module")
-def counted_engine():
-    """The embedded model with vLLM's Prometheus counters on (the shared `engine` fixture runs
-    without them)."""
-    from ponder.backends.vllm import EngineConfig, VllmBackend
-
-    backend = VllmBackend(EngineConfig(model="smollm2-135m-instruct", max_model_len=2048, kv_cache_gib=1, max_num_seqs=64, log_stats=True))
-    yield backend
-    asyncio.run(backend.close())
-
-
 def vllm_counters() -> tuple[float, float, float]:
     from prometheus_client import REGISTRY
 
@@ -108,11 +97,11 @@ def vllm_counters() -> tuple[float, float, float]:
 @pytest.mark.engine
 @pytest.mark.parametrize("samples", [1, 2])  # samples per request: DVTS with width 1, beam search with width 2
 @pytest.mark.parametrize("scorer", ["logprob", "judge"])
-async def test_the_ledgers_add_up_to_the_engines_own_counters(counted_engine, scorer, samples):
-    prm = LogprobPRM(counted_engine, layout="chat") if scorer == "logprob" else Judge(counted_engine)
+async def test_the_ledgers_add_up_to_the_engines_own_counters(engine, scorer, samples):
+    prm = LogprobPRM(engine, layout="chat") if scorer == "logprob" else Judge(engine)
     name = "dvts" if samples == 1 else "beam_search"
     search = make_strategy(name, n=2, width=samples, max_steps=3, step_tokens=24, final_tokens=32)
-    solver = Solver(counted_engine, search, prm, seed=3)
+    solver = Solver(engine, search, prm, seed=3)
     await asyncio.sleep(1.0)  # counters are updated from the engine's output loop
     before = vllm_counters()
     results = await solver.solve_many(PROBLEMS[:2], concurrency=2)

@@ -1,4 +1,5 @@
-"""Classifier PRMs through vLLM's pooling runner: in-process, and over HTTP from a real server.
+"""Classifier PRMs through vLLM's pooling runner: in-process beside the policy engine, and over
+HTTP from a real server.
 
 The embedded model has no trained reward head, so the classifier's head is random: these tests
 check the path (probabilities per step, one batch, in [0, 1], changing with the text), not the
@@ -6,11 +7,13 @@ quality of the scores."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 
 import pytest
 
+from ponder.backends.base import Sampling
 from ponder.backends.models import pull
 from ponder.records.problem import Problem
 from ponder.verifiers import make_scorer
@@ -35,14 +38,23 @@ async def check(prm):
     assert vectors_good[1] != vectors_bad[1]  # the scores change with the text
 
 
-@pytest.mark.engine
-async def test_pooling_prm_in_process():
+async def test_pooling_prm_in_process_beside_the_policy_engine(engine):
+    """A second engine in the policy's process (a PRM on its own pooling engine): the two share
+    no state, each counts its own requests, and the policy lives on after the PRM closes."""
+    ids = engine.tokenizer.chat([{"role": "user", "content": "What is 2 + 2?"}])
+    (before,) = await engine.generate(ids, Sampling(max_tokens=16))
     prm = make_scorer("pooling", model="smollm2-135m-instruct", max_model_len=512)
     try:
+        requests = engine.stats().requests
+        (during,), scores = await asyncio.gather(engine.generate(ids, Sampling(max_tokens=16)), prm.score(P, GOOD))
+        assert during.token_ids == before.token_ids and len(scores) == 2
+        assert engine.stats().requests == requests + 1  # the PRM's request went to its own engine
         await check(prm)
         assert await prm.score(P, []) == []
     finally:
         prm.close()
+    (after,) = await engine.generate(ids, Sampling(max_tokens=16))
+    assert after.token_ids == before.token_ids
 
 
 def test_pooling_prm_config_errors():

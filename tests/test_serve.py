@@ -230,8 +230,10 @@ def test_bad_input_is_a_json_error_never_a_plain_text_500(serve):
 def test_a_request_never_spends_more_than_the_server_cap(client):
     with pytest.raises(openai.BadRequestError, match="over this server's cap"):
         client.chat.completions.create(model="ponder", messages=COUNT, max_tokens=CAP + 1)
-    r = client.chat.completions.create(model="best_of_n", messages=COUNT, max_tokens=CAP, temperature=0.8, extra_body={"ponder": {"n": 8}})
-    assert CAP // 2 < r.usage.completion_tokens <= CAP  # eight samples of up to 512 tokens each, one cap
+    # eight greedy counts to 200 would each run past the cap alone: together they stop at it
+    long_count = [{"role": "user", "content": "Count from 1 to 200, one number per line."}]
+    r = client.chat.completions.create(model="best_of_n", messages=long_count, max_tokens=CAP, temperature=0, extra_body={"ponder": {"n": 8}})
+    assert CAP // 2 < r.usage.completion_tokens <= CAP
 
 
 LONG = dict(model="best_of_n", messages=COUNT, max_tokens=CAP, temperature=0.8, seed=1, extra_body={"ponder": {"n": 1}})
