@@ -160,3 +160,29 @@ def test_shards_split_by_a_hash_of_the_id_that_no_process_salts():
     # under way on other machines) fails; Python's hash() of a str would differ per process
     assert [next(i for i in range(3) if Shard(i, 3).holds(x)) for x in ids] == [1, 0, 2, 1, 0, 0, 2, 1, 2, 2, 1, 0]
     assert all(sum(Shard(i, 5).holds(x) for i in range(5)) == 1 for x in ids)
+
+
+@pytest.mark.engine
+def test_shards_on_the_engine_merge_into_one_run(tmp_path):
+    """`ponder run --shard` as a user runs it, twice on the real engine, then merged."""
+    from .test_cli import ponder
+
+    data = tmp_path / "sums.jsonl"
+    data.write_text("".join(json.dumps({"id": f"s{i}", "problem": f"What is {i} + {i}?", "answer": str(2 * i)}) + "\n" for i in range(6)))
+    config = tmp_path / "real.yaml"
+    config.write_text(
+        f"name: real\nbackend: {{kind: vllm, model: smollm2-135m-instruct, engine: {{max_model_len: 1024, kv_cache_gib: 1}}}}\n"
+        f"strategy: {{name: best_of_n, config: {{n: 2, max_tokens: 24}}}}\ndataset: {{name: \"{data}\"}}\noutput_dir: {tmp_path / 'runs'}\n"
+    )
+    shards = [tmp_path / "runs" / f"real-shard-{i}-of-2" for i in (0, 1)]
+    for i, shard in enumerate(shards):
+        p = ponder("run", str(config), "--shard", f"{i}/2", "-q")
+        assert p.returncode == 0, p.stderr[-3000:]
+        assert p.stdout.startswith(f"{shard}: {len(records(shard))} problems (0 from before)")
+    p = ponder("merge", *map(str, shards), "--output", str(tmp_path / "merged"))
+    assert p.returncode == 0, p.stderr
+    merged = records(tmp_path / "merged")
+    assert sorted(merged) == [f"s{i}" for i in range(6)] and merged == {**records(shards[0]), **records(shards[1])}
+    totals = [json.loads((d / "summary.json").read_text())["tokens"]["generated"] for d in (*shards, tmp_path / "merged")]
+    assert totals[2] == totals[0] + totals[1] > 0
+    assert all((tmp_path / "merged" / r["trace"]).is_file() for r in merged.values())
