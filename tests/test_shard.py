@@ -162,16 +162,16 @@ def test_shards_split_by_a_hash_of_the_id_that_no_process_salts():
     assert all(sum(Shard(i, 5).holds(x) for i in range(5)) == 1 for x in ids)
 
 
-@pytest.mark.engine
-def test_shards_on_the_engine_merge_into_one_run(tmp_path):
-    """`ponder run --shard` as a user runs it, twice on the real engine, then merged."""
+def test_shards_on_a_real_server_merge_into_one_run(tmp_path, vllm_server):
+    """`ponder run --shard` as a user runs it, twice against the session's vLLM server (the
+    scale-out path: each shard a process of its own), then merged."""
     from .test_cli import ponder
 
     data = tmp_path / "sums.jsonl"
     data.write_text("".join(json.dumps({"id": f"s{i}", "problem": f"What is {i} + {i}?", "answer": str(2 * i)}) + "\n" for i in range(6)))
     config = tmp_path / "real.yaml"
     config.write_text(
-        f"name: real\nbackend: {{kind: vllm, model: smollm2-135m-instruct, engine: {{max_model_len: 1024, kv_cache_gib: 1}}}}\n"
+        f"name: real\nbackend: {{kind: openai, endpoints: ['{vllm_server[0]}'], model: smollm2-135m-instruct}}\n"
         f"strategy: {{name: best_of_n, config: {{n: 2, max_tokens: 24}}}}\ndataset: {{name: \"{data}\"}}\noutput_dir: {tmp_path / 'runs'}\n"
     )
     shards = [tmp_path / "runs" / f"real-shard-{i}-of-2" for i in (0, 1)]

@@ -63,7 +63,7 @@ async def test_visits_concentrate_on_the_high_value_branch():
 
 def test_virtual_loss_turns_selection_away_from_a_path_in_flight():
     def vertex(nid: int, visits: int, total: float, virtual: int = 0) -> Vertex:
-        return Vertex(Node(nid, 0, (), 0, "", "", 1, None), prior=0.5, visits=visits, total=total, virtual=virtual)
+        return Vertex(Node(id=nid, parent=0, tokens=(), step="", depth=1, finish=None), prior=0.5, visits=visits, total=total, virtual=virtual)
 
     a, b = vertex(1, 2, 1.8), vertex(2, 1, 0.5)
     parent = vertex(0, 3, 2.3)
