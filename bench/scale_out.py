@@ -58,8 +58,11 @@ ROUTER_TUNED = ["--balance-abs-threshold", "8"]
 
 def router_command(workers: list[str], port: int, *options: str) -> list[str]:
     exe = shutil.which("vllm-router", path=str(Path(sys.executable).parent)) or "vllm-router"
+    from ponder.tests.servers import free_port
+
     return [exe, "--host", "127.0.0.1", "--port", str(port), "--policy", "cache_aware",
-            "--worker-urls", *[w.removesuffix("/v1") for w in workers], "--log-level", "warning", *options]
+            "--worker-urls", *[w.removesuffix("/v1") for w in workers], "--log-level", "warning",
+            "--prometheus-port", str(free_port()), *options]  # each router its own metrics port
 
 
 def counters(url: str) -> dict[str, float]:
