@@ -42,7 +42,10 @@ def test_tensor_parallel_ranks_keep_vllms_own_binding(monkeypatch):
 def test_the_engine_worker_runs_on_every_core(engine):
     import psutil
 
-    workers = [p for p in psutil.Process().children(recursive=True) if p.name().startswith("VLLM::Worker")]
+    # the in-process engine's processes only: a `vllm serve` the session started is a child too,
+    # with vLLM's own binding
+    engines = [p for p in psutil.Process().children() if p.name().startswith("VLLM::")]
+    workers = [p for e in engines for p in (e, *e.children(recursive=True)) if p.name().startswith("VLLM::Worker")]
     assert workers, "no vLLM worker process under this one"
     for worker in workers:
         used = set()
