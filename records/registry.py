@@ -9,8 +9,8 @@ are listed; every entry goes through `register`, built-in ones included.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator, Mapping
-from typing import Generic, TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -18,6 +18,17 @@ T = TypeVar("T")
 def target_of(obj: object) -> str:
     """`module:qualname`, how a registered object is told apart from another of the same name."""
     return f"{getattr(obj, '__module__', '?')}:{getattr(obj, '__qualname__', repr(obj))}"
+
+
+def registrar(add: Callable[[str | None, Any], Any], what: Any, target: Any, name: str | None) -> Any:
+    """The shapes every `register_*` call takes: `@register` and `@register("name")` on a
+    class, `register(obj)`, `register("name", obj)` and `register("name", "module:attr")`.
+    `add(name, obj)` registers one object (`name` None: the object's own)."""
+    if isinstance(what, str):
+        return (lambda obj: add(what, obj)) if target is None else add(what, target)
+    if what is None:
+        return lambda obj: add(name, obj)
+    return add(name, what)
 
 
 class Registry(Mapping[str, "T | str"], Generic[T]):

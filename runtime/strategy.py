@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Protocol, TypeVar, run
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails
 
-from ..records.registry import Registry
+from ..records.registry import Registry, registrar
 
 if TYPE_CHECKING:
     from ..records.result import Result
@@ -48,16 +48,14 @@ def register_strategy(what: Any = None, target: Any = None, *, name: str | None 
     `register_strategy("my_name", MyStrategy)`, or `register_strategy("my_name",
     "package.module:Class")` to import the class on first use. The class needs a `Config` (a
     StrategyConfig subclass) and `async run(self, ctx)`; it is built as `Class(config)`."""
-    if isinstance(what, str):
-        if target is None:
-            return lambda cls: _register_class(cls, what)
-        if isinstance(target, str):
-            STRATEGIES.register(what, target)
-            return target
-        return _register_class(target, what)
-    if what is None:
-        return lambda cls: _register_class(cls, name)
-    return _register_class(what, name)
+    return registrar(_add, what, target, name)
+
+
+def _add(name: str | None, obj: Any) -> Any:
+    if isinstance(obj, str):  # "module:Class", checked when first loaded
+        STRATEGIES.register(name, obj)
+        return obj
+    return _register_class(obj, name)
 
 
 def _register_class(cls: S, name: str | None) -> S:

@@ -6,7 +6,7 @@ and by TrimR (has this thought reached an answer? is it the same answer as befor
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
@@ -28,6 +28,8 @@ class JudgeConfig(BaseModel):
 
 
 class Judge:
+    needs_backend: ClassVar[bool] = True  # make_scorer passes the engine to read from
+
     def __init__(self, backend: Backend, config: JudgeConfig | None = None, **options: object) -> None:
         self.backend = backend
         self.config = config or JudgeConfig(**options)  # type: ignore[arg-type]

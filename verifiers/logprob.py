@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from typing import Literal, Sequence
+from typing import ClassVar, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -49,6 +49,8 @@ def two_way(good_lp: float, bad_lp: float) -> float:
 
 
 class LogprobPRM:
+    needs_backend: ClassVar[bool] = True  # make_scorer passes the engine to read from
+
     def __init__(self, backend: Backend, config: LogprobPRMConfig | None = None, **options: object) -> None:
         self.backend = backend
         self.config = config or LogprobPRMConfig(**options)  # type: ignore[arg-type]
