@@ -207,6 +207,15 @@ class Trace:
     def now(self) -> float:
         return time.monotonic()
 
+    def prune_unused(self, kept: set[int]) -> None:
+        """Mark every leaf outside `kept` (the result's candidates) as pruned; one already
+        pruned or rejected stays as it is."""
+        for node_id in list(self.graph.nodes):
+            attrs = self.graph.nodes[node_id]
+            if node_id != self.root.id and node_id not in kept and not (attrs.get("pruned") or attrs.get("rejected")) \
+                    and not self.graph.out_degree(node_id):
+                self.set(self.node(node_id), pruned=True)
+
     def to_json(self) -> dict:
         return nx.node_link_data(self.graph, edges="edges")
 

@@ -88,9 +88,3 @@ class ObservedTrace(Trace):
         if (attrs.get("rejected") or attrs.get("pruned")) and node.id not in self._pruned:
             self._pruned.add(node.id)
             self._report("pruned", node, self.score(node))
-
-    def prune_unused(self, kept: set[int]) -> None:
-        """Mark every leaf outside `kept` (the result's candidates) as pruned."""
-        for node_id in list(self.graph.nodes):
-            if node_id != 0 and node_id not in kept and node_id not in self._pruned and not self.graph.out_degree(node_id):
-                self.set(self.node(node_id), pruned=True)

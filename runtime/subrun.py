@@ -69,15 +69,8 @@ class Subtree:
             cur = self.node(cur.parent)  # type: ignore[arg-type]
         return out[::-1]
 
-    steps = Trace.steps  # the same rule on this subtree's paths
-
-    def prune_unused(self, kept: set[int]) -> None:
-        """Mark every leaf of this subtree outside `kept` as pruned (as the problem's trace does)."""
-        for node_id in list(self.graph.nodes):
-            attrs = self.graph.nodes[node_id]
-            if node_id != self.root.id and node_id not in kept and not (attrs.get("pruned") or attrs.get("rejected")) \
-                    and not self.graph.out_degree(node_id):
-                self.set(self.node(node_id), pruned=True)
+    steps = Trace.steps  # the same rules on this subtree's paths and leaves
+    prune_unused = Trace.prune_unused
 
     def to_json(self) -> dict:
         return nx.node_link_data(self.graph, edges="edges")
