@@ -8,7 +8,6 @@ they register can be named in the same file.
 
 from __future__ import annotations
 
-import importlib
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..runtime.budget import Budget
+from ..records.registry import import_target
 from .datasets import DatasetConfig
 from .imports import import_module
 from ..runtime.prompt import PromptConfig
@@ -61,9 +61,8 @@ def scripted_options(options: dict[str, Any]) -> dict[str, Any]:
     i-th, cyclically) or "module:function" (a function of a ScriptCall returning the answer)."""
     script = options.get("script")
     if isinstance(script, str):
-        module, sep, attr = script.partition(":")
         try:
-            script = getattr(importlib.import_module(module), attr) if sep else None
+            script = import_target(script) if ":" in script else None
         except (ImportError, AttributeError) as e:
             raise ValueError(f"backend.options.script: cannot load {options['script']!r}: {e}") from None
     if not (callable(script) or (isinstance(script, list) and script and all(isinstance(x, str) for x in script))):

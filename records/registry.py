@@ -20,6 +20,16 @@ def target_of(obj: object) -> str:
     return f"{getattr(obj, '__module__', '?')}:{getattr(obj, '__qualname__', repr(obj))}"
 
 
+def import_target(target: str) -> Any:
+    """The object a `"module:attr"` string names (`attr` may be dotted); ImportError or
+    AttributeError when it is not there."""
+    module, _, attr = target.partition(":")
+    obj = importlib.import_module(module)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
 def registrar(add: Callable[[str | None, Any], Any], what: Any, target: Any, name: str | None) -> Any:
     """The shapes every `register_*` call takes: `@register` and `@register("name")` on a
     class, `register(obj)`, `register("name", obj)` and `register("name", "module:attr")`.
@@ -61,11 +71,8 @@ class Registry(Mapping[str, "T | str"], Generic[T]):
             raise ValueError(f"unknown {self.kind} {name!r}: expected one of {', '.join(sorted(self))}")
         target = self._table[name]
         if isinstance(target, str):
-            module, _, attr = target.partition(":")
             try:
-                obj = importlib.import_module(module)
-                for part in attr.split("."):
-                    obj = getattr(obj, part)
+                obj = import_target(target)
             except (ImportError, AttributeError) as e:
                 raise ValueError(f"{self.kind} {name!r}: cannot load {target}: {e}") from None
             self._table[name] = target = obj  # type: ignore[assignment]
