@@ -29,15 +29,16 @@ $(MODEL): | $(STAMP)
 
 model: $(MODEL)
 
-# the fast tests on both cores, then the engine and server tests in one process, where one
-# engine and one vLLM server start once and serve them all
+# the fast tests on both cores, then the tests that start something heavy (the engine, a vLLM
+# server, a browser, a Ray cluster) in one process, where each starts once and serves them all
+SLOW := engine or server or browser or ray
 test: install model
-	$(VENV)/bin/python -m pytest -q -n 2 -m "not engine and not server" tests
-	$(VENV)/bin/python -m pytest -q -m "engine or server" tests
+	$(VENV)/bin/python -m pytest -q -n 2 -m "not ($(SLOW))" tests
+	$(VENV)/bin/python -m pytest -q -m "$(SLOW)" tests
 
-# the scripted backend and pure Python: no engine, no server
+# the scripted backend and pure Python: no engine, no server, no browser, no Ray
 test-fast: install
-	$(VENV)/bin/python -m pytest -q -n 2 -m "not engine and not server" tests
+	$(VENV)/bin/python -m pytest -q -n 2 -m "not ($(SLOW))" tests
 
 # greedy, majority voting (with pass@8 coverage) and beam search on one engine, then the table and plot
 DEMO := configs/demo/greedy.yaml configs/demo/majority.yaml configs/demo/beam_search.yaml
