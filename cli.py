@@ -98,7 +98,7 @@ def grade(
         s = grade_file(Path(file), Path(output) if output else None, response_field, reference_field)
     except ValueError as e:
         fail(str(e))
-    typer.echo(f"accuracy: {s.accuracy:.4f} ({s.correct}/{s.total})  written: {s.output}")
+    typer.echo(f"accuracy: {s.interval or '-'} ({s.correct}/{s.total})  written: {s.output}")
 
 
 @app.command()
@@ -167,9 +167,11 @@ def run(
         first_line = str(e).splitlines()[0] if str(e) else ""
         log = f" (engine log: {term.log})" if term.log else ""
         fail(f"run stopped: {type(e).__name__}: {first_line}; finished problems are saved: run again with --resume{log}", term)
+    from .app.stats import text
+
     for outcome in outcomes:
         s = outcome.summary
-        acc = "-" if s["accuracy"] is None else f"{s['accuracy']:.3f}"
+        acc = text(s)
         errors = f", {s['errors']} errored" if s["errors"] else ""
         term.show(
             f"{outcome.directory}: {s['problems']} problems ({outcome.skipped} from before){errors}, accuracy {acc}, "
@@ -222,9 +224,10 @@ def merge(
         merged = merge_runs([Path(r) for r in runs], Path(output))
     except ValueError as e:
         fail(str(e))
+    from .app.stats import text
+
     s = merged.summary
-    acc = "-" if s["accuracy"] is None else f"{s['accuracy']:.3f}"
-    typer.echo(f"{output}: {s['problems']} problems from {len(runs)} runs, accuracy {acc}")
+    typer.echo(f"{output}: {s['problems']} problems from {len(runs)} runs, accuracy {text(s)}")
     if merged.missing:
         typer.echo(f"warning: shard(s) {', '.join(str(m) for m in merged.missing)} not merged: their problems are missing", err=True)
 
@@ -317,6 +320,11 @@ def _plain(value: object) -> object:
         return [_plain(v) for v in value]
     dump = getattr(value, "model_dump", None)
     return dump() if callable(dump) else value
+
+
+from .app.view.command import view as _view  # noqa: E402  (it imports nothing heavy until it runs)
+
+app.command("view")(_view)
 
 
 def main() -> None:

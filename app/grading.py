@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .datasets import rows_of
+from .stats import Interval, bootstrap_mean
 from ..verifiers.answer import equivalent, extract
 
 
@@ -25,6 +26,11 @@ class GradeSummary:
     @property
     def accuracy(self) -> float:
         return self.correct / self.total if self.total else 0.0
+
+    @property
+    def interval(self) -> Interval | None:
+        """The accuracy with its 95% interval (the one every ponder report uses)."""
+        return bootstrap_mean([True] * self.correct + [False] * (self.total - self.correct)) if self.total else None
 
 
 def grade_file(path: Path, output: Path | None = None, response_field: str = "response", reference_field: str = "reference") -> GradeSummary:

@@ -1,9 +1,12 @@
-"""The live progress bar of a batch run: problems done, accuracy, errors, tokens/s, cache hits."""
+"""The live progress bar of a batch run: problems done, accuracy (with the 95% interval the
+summary will carry), errors, tokens/s, cache hits."""
 
 from __future__ import annotations
 
 import time
 from typing import Any, TextIO
+
+from .stats import bootstrap_mean
 
 
 class Progress:
@@ -13,6 +16,20 @@ class Progress:
         self.total, self.done, self.enabled, self.stream = total, done, enabled, stream
         self.correct = self.graded = self.errors = 0
         self.started = time.monotonic()
+        self._interval: tuple[int, int, float] | None = None  # (correct, graded, when) it was drawn for
+
+    def accuracy(self) -> str:
+        """`acc 0.360 [0.180, 0.560]`, as the summary will say it. The bootstrap costs milliseconds per hundred problems and runs
+        on the engine's event loop, so it is redrawn at most once a second and at the last problem."""
+        if not self.graded:
+            return "acc -"
+        now, last = time.monotonic(), self._interval
+        finished = self.done >= self.total
+        if last is None or (last[:2] != (self.correct, self.graded) and (finished or now - last[2] >= 1.0)):
+            iv = bootstrap_mean([True] * self.correct + [False] * (self.graded - self.correct))
+            self._text = f"acc {iv}"
+            self._interval = (self.correct, self.graded, now)
+        return self._text
 
     def __enter__(self) -> "Progress":
         if self.enabled:
@@ -28,6 +45,7 @@ class Progress:
         return self
 
     def update(self, record: dict[str, Any], ledger: Any) -> None:
+        self.done += 1
         self.errors += bool(record.get("error"))
         if record["correct"] is not None:
             self.graded += 1
@@ -36,7 +54,7 @@ class Progress:
             return
         rate = ledger.generated_tokens / max(time.monotonic() - self.started, 1e-6)
         hit = ledger.cached_tokens / ledger.prompt_tokens if ledger.prompt_tokens else 0.0
-        acc = f"acc {self.correct / self.graded:.1%}" if self.graded else "acc -"
+        acc = self.accuracy()
         errors = f" | {self.errors} errored" if self.errors else ""
         self._bar.update(self._task, advance=1, stats=f"{acc}{errors} | {rate:.0f} tok/s | cache hit {hit:.0%}")
 

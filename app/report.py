@@ -1,4 +1,5 @@
-"""`ponder report`: runs side by side, and accuracy against generated tokens as a PNG."""
+"""`ponder report`: runs side by side, and accuracy against generated tokens as a PNG; every
+accuracy with its 95% bootstrap interval (app/stats.py), in the table and as error bars."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import Any
 
 from .merge import combine
 from .shard import Shard
+from .stats import interval_of, text
+from .store import RunStore, summarize
 
 
 def read_summaries(dirs: list[Path]) -> list[dict[str, Any]]:
@@ -20,7 +23,7 @@ def read_summaries(dirs: list[Path]) -> list[dict[str, Any]]:
         if not f.is_file():
             raise ValueError(f"{d}: no summary.json (not a run directory, or the run never started)")
         try:
-            summary = {**json.loads(f.read_text()), "dir": str(d)}
+            summary = with_intervals({**json.loads(f.read_text()), "dir": str(d)}, d)
         except json.JSONDecodeError as e:
             raise ValueError(f"{f}: not valid JSON ({e.msg})") from None
         if "shard" in summary:
@@ -37,20 +40,47 @@ def read_summaries(dirs: list[Path]) -> list[dict[str, Any]]:
     return out
 
 
+def with_intervals(summary: dict[str, Any], directory: Path) -> dict[str, Any]:
+    """A summary written before summaries carried intervals gets them from its results."""
+    if "accuracy_lo" in summary or not RunStore(directory).results.is_file():
+        return summary
+    fresh = summarize(summary["name"], summary["strategy"], RunStore(directory).records(), 0.0)
+    return {**summary, **{k: v for k, v in fresh.items() if k.startswith(("accuracy", "coverage"))}}
+
+
 def table(summaries: list[dict[str, Any]]) -> str:
-    head = f"{'run':24} {'strategy':20} {'n':>5} {'acc':>7} {'cover':>7} {'gen tok/prob':>12} {'verif':>7} {'cache hit':>9} {'wall s':>8}"
+    """One row per run; accuracy and coverage with their 95% bootstrap intervals."""
+    head = (f"{'run':24} {'strategy':20} {'n':>5} {'accuracy [95% CI]':>20} {'coverage [95% CI]':>20} "
+            f"{'gen tok/prob':>12} {'verif':>7} {'cache hit':>9} {'wall s':>8}")
     rows = [head, "-" * len(head)]
     for s in summaries:
-        acc = "-" if s["accuracy"] is None else f"{s['accuracy']:.3f}"
-        cover = "-" if s.get("coverage") is None else f"{s['coverage']:.3f}"  # older summaries lack it
         rows.append(
-            f"{s['name'][:24]:24} {s['strategy'][:20]:20} {s['problems']:5d} {acc:>7} {cover:>7} {s['generated_per_problem']:12.1f} "
-            f"{s['verifier_calls']:7d} {s['cache_hit_rate']:9.2f} {s['wall_s']:8.1f}"
+            f"{s['name'][:24]:24} {s['strategy'][:20]:20} {s['problems']:5d} {text(s):>20} {text(s, 'coverage'):>20} "
+            f"{s['generated_per_problem']:12.1f} {s['verifier_calls']:7d} {s['cache_hit_rate']:9.2f} {s['wall_s']:8.1f}"
         )
     return "\n".join(rows)
 
 
+def _bars(summaries: list[dict[str, Any]], name: str) -> tuple[list[float], list[float]]:
+    """Matplotlib's asymmetric error bars (below, above) for `name`; none where a summary lacks them."""
+    ivs = [interval_of(s, name) for s in summaries]
+    below = [0.0 if iv is None else iv.point - iv.lo for iv in ivs]
+    above = [0.0 if iv is None else iv.hi - iv.point for iv in ivs]
+    return below, above
+
+
 def plot(summaries: list[dict[str, Any]], path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig = figure(summaries)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def figure(summaries: list[dict[str, Any]]) -> Any:
+    """Accuracy against generated tokens per problem, a line per strategy, each point with its
+    95% interval as an error bar; coverage (pass@n) as open triangles."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display; write the file only
@@ -64,21 +94,19 @@ def plot(summaries: list[dict[str, Any]], path: Path) -> Path:
     for strategy, runs in sorted(by_strategy.items()):
         runs.sort(key=lambda s: s["generated_per_problem"])
         xs, ys = [s["generated_per_problem"] for s in runs], [s["accuracy"] for s in runs]
-        ax.plot(xs, ys, marker="o", label=strategy)
+        ax.errorbar(xs, ys, yerr=_bars(runs, "accuracy"), marker="o", capsize=3, label=strategy)
         for s, x, y in zip(runs, xs, ys):
             ax.annotate(s["name"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
     covered = [s for s in summaries if s.get("coverage") is not None]
     if covered:  # what a perfect verifier would pick out of the same samples
-        ax.scatter([s["generated_per_problem"] for s in covered], [s["coverage"] for s in covered],
-                   marker="^", facecolors="none", edgecolors="black", label="coverage (pass@n)")
+        ax.errorbar([s["generated_per_problem"] for s in covered], [s["coverage"] for s in covered], yerr=_bars(covered, "coverage"),
+                    fmt="^", mfc="none", color="black", capsize=2, elinewidth=0.6, label="coverage (pass@n)")
     ax.set_xscale("log")
     ax.set_xlabel("generated tokens per problem")
-    ax.set_ylabel("accuracy")
+    ax.set_ylabel("accuracy (bars: 95% interval)")
     ax.set_title("accuracy against compute")
     ax.grid(True, alpha=0.3)
     if by_strategy or covered:
         ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return fig

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import random
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 RESAMPLES = 2000
 LEVEL = 0.95
@@ -63,14 +63,18 @@ def bootstrap(
     level: float = LEVEL,
     seed: int = SEED,
 ) -> Interval:
-    """Percentile bootstrap of `statistic` over `items` (resampled with replacement, as units)."""
+    """Percentile bootstrap of `statistic` over `items` (resampled with replacement, as units).
+
+    The items are sorted first, so the interval depends on which outcomes there are, not on
+    the order the problems finished in: a run and its merged shards get the same interval."""
     if not items:
         raise ValueError("bootstrap of no items: expected at least one outcome")
     if resamples < 2:
         raise ValueError(f"resamples {resamples}: expected at least 2")
     rng = random.Random(seed)
-    n = len(items)
-    draws = [statistic(rng.choices(items, k=n)) for _ in range(resamples)]
+    pool = sorted(items)  # type: ignore[type-var]
+    n = len(pool)
+    draws = [statistic(rng.choices(pool, k=n)) for _ in range(resamples)]
     lo, hi = _quantiles(draws, level)
     point = statistic(items)
     # Interpolation can put a bound a rounding error past the point when every draw is equal.
@@ -98,6 +102,22 @@ def paired_difference(a: Sequence[float | bool], b: Sequence[float | bool], **kw
     if len(a) != len(b):
         raise ValueError(f"paired difference: {len(a)} outcomes against {len(b)}; expected one pair per problem")
     return bootstrap([(float(x), float(y)) for x, y in zip(a, b)], _difference, **kw)  # type: ignore[arg-type]
+
+
+def interval_of(summary: Mapping[str, Any], name: str = "accuracy") -> Interval | None:
+    """The interval a summary carries as `name`, `name_lo`, `name_hi`; None where it has no
+    value (nothing graded) or no bounds."""
+    if summary.get(name) is None or summary.get(f"{name}_lo") is None:
+        return None
+    return Interval(float(summary[name]), float(summary[f"{name}_lo"]), float(summary[f"{name}_hi"]))
+
+
+def text(summary: Mapping[str, Any], name: str = "accuracy") -> str:
+    """How every ponder command prints an accuracy: `0.360 [0.180, 0.560]`, or `-`."""
+    iv = interval_of(summary, name)
+    if iv is not None:
+        return str(iv)
+    return "-" if summary.get(name) is None else f"{summary[name]:.3f}"
 
 
 def accuracy_interval(correct: Sequence[bool | None]) -> Interval | None:

@@ -20,6 +20,7 @@ from typing import Any, Iterable
 
 from ..records.problem import Problem
 from ..records.result import Result
+from .stats import Interval, accuracy_interval, bootstrap_mean
 
 
 class RunStore:
@@ -147,8 +148,8 @@ def summarize(name: str, strategy: str, records: Iterable[dict[str, Any]], wall_
     return {
         "name": name, "strategy": strategy, "problems": len(recs),
         "errors": sum(1 for r in recs if r.get("error")),
-        "accuracy": round(sum(bool(r["correct"]) for r in graded) / len(graded), 4) if graded else None,
-        "coverage": coverage(graded),
+        **interval_fields("accuracy", accuracy_interval([r["correct"] for r in graded])),
+        **interval_fields("coverage", coverage(graded)),
         "tokens": tok, "generated_per_problem": round(tok["generated"] / len(recs), 1) if recs else 0,
         "verifier_calls": sum(r["verifier_calls"] for r in recs),
         "cache_hit_rate": round(tok["cached"] / tok["prompt"], 4) if tok["prompt"] else 0.0,
@@ -156,14 +157,19 @@ def summarize(name: str, strategy: str, records: Iterable[dict[str, Any]], wall_
     }
 
 
-def coverage(graded: list[dict[str, Any]]) -> float | None:
+def interval_fields(name: str, iv: Interval | None) -> dict[str, float | None]:
+    """`name` with its 95% interval as `name_lo`, `name_hi` (all None when there is none)."""
+    return iv.fields(name) if iv is not None else {name: None, f"{name}_lo": None, f"{name}_hi": None}
+
+
+def coverage(graded: list[dict[str, Any]]) -> Interval | None:
     """The accuracy a perfect verifier would reach: the mean over problems of pass@k at the
-    largest k a strategy reports (best-of-n: any of the n right); None when a strategy reports
-    none. An errored problem covers nothing."""
+    largest k a strategy reports (best-of-n: any of the n right), with its interval; None when a
+    strategy reports none. An errored problem covers nothing."""
     per_problem = []
     for r in graded:
         ks = {int(k[5:]): v for k, v in r.get("metrics", {}).items() if k.startswith("pass@")}
         if not ks and not r.get("error"):
             return None
         per_problem.append(ks[max(ks)] if ks else 0.0)
-    return round(sum(per_problem) / len(per_problem), 4) if per_problem else None
+    return bootstrap_mean(per_problem) if per_problem else None

@@ -14,7 +14,7 @@ def test_grade_writes_each_line_back_and_prints_accuracy(tmp_path):
         {"id": 2, "response": "#### 7", "reference": "8"},
     ]) + "\n")
     p = ponder("grade", str(src))
-    assert p.returncode == 0 and p.stdout.startswith("accuracy: 0.5000 (1/2)")
+    assert p.returncode == 0 and p.stdout.startswith("accuracy: 0.500 [0.000, 1.000] (1/2)")
     out = [json.loads(x) for x in (tmp_path / "r.graded.jsonl").read_text().splitlines()]
     assert [(o["extracted"], o["is_correct"]) for o in out] == [("1,000", True), ("7", False)]
 

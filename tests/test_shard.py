@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from ponder.app.run_config import BackendSection
 from ponder.app.shard import Shard
+from ponder.app.stats import text
 from ponder.backends.scripted import ScriptCall, ScriptedBackend
 from ponder.cli import app
 
@@ -73,9 +74,10 @@ def steps(trace: Path) -> list[tuple[str, int]]:
 
 
 def row(line: str) -> tuple[str, list[str]]:
-    """A report row's run name, and its problems, accuracy, coverage, generated tokens per
-    problem and verifier calls (cache hits and wall time depend on what else the engine ran)."""
-    return line[:24].strip(), line[46:].split()[:5]
+    """A report row's run name, and its problems, accuracy, coverage (each with its interval),
+    generated tokens per problem and verifier calls (cache hits and wall time depend on what
+    else the engine ran)."""
+    return line[:24].strip(), [line[a:b].strip() for a, b in ((46, 51), (52, 72), (73, 93), (94, 106), (107, 114))]
 
 
 def test_two_shards_merged_are_the_unsharded_run_id_for_id(cli, config, tmp_path):
@@ -94,7 +96,7 @@ def test_two_shards_merged_are_the_unsharded_run_id_for_id(cli, config, tmp_path
     merged = tmp_path / "merged" / "split"
     done = cli("merge", str(shards[1]), str(shards[0]), "--output", str(merged))
     assert done.exit_code == 0, done.output
-    assert done.stdout.strip() == f"{merged}: 40 problems from 2 runs, accuracy 0.800" and done.stderr == ""
+    assert done.stdout.strip() == f"{merged}: 40 problems from 2 runs, accuracy 0.800 [0.675, 0.925]" and done.stderr == ""
 
     one, joined = records(whole), records(merged)
     assert sorted(joined) == sorted(one) == [f"q{i:02d}" for i in range(40)]
@@ -106,7 +108,7 @@ def test_two_shards_merged_are_the_unsharded_run_id_for_id(cli, config, tmp_path
             (r["tokens"]["generated"], r["tokens"]["prompt"], r["tokens"]["aborted"], r["requests"], r["verifier_calls"]), pid
         assert steps(merged / m["trace"]) == steps(whole / r["trace"]), pid
     s_one, s_merged = (json.loads((d / "summary.json").read_text()) for d in (whole, merged))
-    for key in ("name", "strategy", "problems", "errors", "accuracy", "coverage", "generated_per_problem", "verifier_calls"):
+    for key in ("name", "strategy", "problems", "errors", "accuracy", "accuracy_lo", "accuracy_hi", "coverage", "generated_per_problem", "verifier_calls"):
         assert s_merged[key] == s_one[key], key
     assert {k: s_merged["tokens"][k] for k in ("generated", "prompt", "aborted")} == {k: s_one["tokens"][k] for k in ("generated", "prompt", "aborted")}
     assert s_merged["shards"] == {"count": 2, "merged": [0, 1]} and s_merged["merged_from"] == [str(s) for s in shards]
@@ -116,7 +118,7 @@ def test_two_shards_merged_are_the_unsharded_run_id_for_id(cli, config, tmp_path
     assert report.exit_code == 0, report.output
     head, rule, *rows, plot = report.stdout.splitlines()
     assert [row(x)[0] for x in rows] == ["split", "split [2/2 shards]", "split"] and plot.startswith("plot: ")
-    assert row(rows[0])[1] == row(rows[1])[1] == row(rows[2])[1] == ["40", "0.800", "0.800", f"{s_one['generated_per_problem']:.1f}", "0"]
+    assert row(rows[0])[1] == row(rows[1])[1] == row(rows[2])[1] == ["40", "0.800 [0.675, 0.925]", text(s_one, "coverage"), f"{s_one['generated_per_problem']:.1f}", "0"]
     assert files(*shards) == before  # merge and report only read the shards
 
     # the merged run resumes like an unsharded one: every problem answered before

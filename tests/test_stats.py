@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from ponder.app.stats import Interval, accuracy_interval, bootstrap_mean, paired_difference
+from ponder.app.stats import Interval, accuracy_interval, bootstrap_mean, interval_of, paired_difference, text
 
 
 def binomial_quantile(n: int, p: float, q: float) -> float:
@@ -96,3 +96,15 @@ def test_fields_and_text():
     assert iv.fields() == {"accuracy": 0.36, "accuracy_lo": 0.18, "accuracy_hi": 0.56}
     assert iv.fields("coverage")["coverage_hi"] == 0.56
     assert str(iv) == "0.360 [0.180, 0.560]"
+
+
+def test_the_interval_does_not_depend_on_the_order_of_problems():
+    values = [1] * 7 + [0] * 13
+    assert bootstrap_mean(values) == bootstrap_mean(values[::-1]) == bootstrap_mean(values[::3] + values[1::3] + values[2::3])
+
+
+def test_summary_text():
+    assert text({"accuracy": 0.36, "accuracy_lo": 0.18, "accuracy_hi": 0.56}) == "0.360 [0.180, 0.560]"
+    assert text({"accuracy": None, "accuracy_lo": None, "accuracy_hi": None}) == "-"
+    assert text({"accuracy": 0.5}) == "0.500"  # a summary written before intervals: the point alone
+    assert interval_of({"coverage": 0.9, "coverage_lo": 0.8, "coverage_hi": 1.0}, "coverage") == Interval(0.9, 0.8, 1.0)
