@@ -111,6 +111,7 @@ def run(
     shard: str = typer.Option(None, "--shard", help="i/N: only shard i (0 <= i < N) of the problems, chosen by id, into runs/NAME-shard-i-of-N (join with `ponder merge`)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="show engine logs live (default: the run directory's engine.log)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="check the config(s), dataset and models and print what would run; starts no engine"),
 ) -> None:
     """Run a dataset through a strategy into runs/NAME (results.jsonl, traces, summary.json, engine.log).
     Exits 1 when some problems ended in an error (each is a record with an `error`)."""
@@ -119,11 +120,19 @@ def run(
 
     from .backends.models import ModelError
     from .app.batch import execute, prepare, run_dir
+    from .app.dry_run import check_together, dry_run as check_runs
     from .app.run_config import load_run_config
     from .app.shard import Shard
     from .app.store import RunStore
     from .app.terminal import Terminal, log_file
 
+    if dry_run:
+        try:
+            lines = [line for r in check_runs(configs, set_, limit, data_dir, shard, resume) for line in r.lines()]
+        except (ModelError, ValueError) as e:
+            fail(str(e))
+        typer.echo("\n".join(lines + ["dry run: nothing started"]))
+        return
     term = Terminal(None if verbose else log_file("run"))
     try:
         part = Shard.parse(shard) if shard is not None else None
@@ -133,10 +142,7 @@ def run(
             plans.append((cfg, prepare(cfg, limit, data_dir, part)))
             RunStore(run_dir(cfg, part)).check_resume(cfg.model_dump(mode="json"), resume)
         dirs = [run_dir(cfg, part) for cfg, _ in plans]
-        if len(set(dirs)) != len(dirs):
-            raise ValueError("two configs write to one run directory: give each its own name")
-        if any(cfg.backend != plans[0][0].backend for cfg, _ in plans):
-            raise ValueError("configs run together share one engine: their backend sections must be equal")
+        check_together([cfg for cfg, _ in plans], dirs)
     except (ModelError, ValueError) as e:
         _drop_log(term)
         fail(str(e), term)
@@ -325,6 +331,14 @@ def _plain(value: object) -> object:
 from .app.view.command import view as _view  # noqa: E402  (it imports nothing heavy until it runs)
 
 app.command("view")(_view)
+
+from .app.sweep.command import sweep as _sweep  # noqa: E402  (it imports nothing heavy until it runs)
+
+app.command("sweep")(_sweep)
+
+from .app.value.command import value_app as _value  # noqa: E402  (it imports nothing heavy until it runs)
+
+app.add_typer(_value, name="value")
 
 
 def main() -> None:

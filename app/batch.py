@@ -38,32 +38,64 @@ def run_dir(config: RunConfig, shard: Shard | None = None) -> Path:
     return shard.directory(run) if shard else run
 
 
-def prepare(config: RunConfig, limit: int | None, data_dir: str | None, shard: Shard | None = None) -> list[Problem]:
+def select(config: RunConfig, limit: int | None, data_dir: str | None, shard: Shard | None = None) -> list[Problem]:
     """The run's problems: the first `limit`, then the shard's share of those."""
     problems = load(config.dataset, data_dir)
     if not problems:
         raise ValueError(f"dataset {config.dataset.name!r} holds no problems")
+    problems = problems[:limit] if limit else problems
+    return shard.select(problems) if shard else problems
+
+
+def prepare(config: RunConfig, limit: int | None, data_dir: str | None, shard: Shard | None = None) -> list[Problem]:
+    """The run's problems (`select`), once its in-process models are provisioned."""
+    problems = select(config, limit, data_dir, shard)
     from ..backends.models import resolve
 
     for section in (config.backend, config.scorer.backend if config.scorer else None):
         if section is not None and section.kind == "vllm":
             resolve(section.model)
-    problems = problems[:limit] if limit else problems
-    return shard.select(problems) if shard else problems
+    return problems
+
+
+async def build_scorer(config: RunConfig, backend: Any) -> tuple[Any, Any]:
+    """The config's step scorer (None without one), and the backend only it uses (None when it
+    shares `backend`): the caller closes that one."""
+    from ..verifiers import make_scorer
+
+    if not config.scorer:
+        return None, None
+    own = config.scorer.backend.build(config.seed) if config.scorer.backend is not None else None
+    try:
+        return make_scorer(config.scorer.name, own or backend, **config.scorer.options), own
+    except BaseException:
+        if own is not None:
+            await own.close()
+        raise
+
+
+def make_solver(config: RunConfig, backend: Any, scorer: Any, global_budget: Any = None) -> Any:
+    """The config's Solver; `global_budget` stands in for the run's (a Ray worker solves each
+    problem under the share of the run's budget its driver granted)."""
+    from ..runtime.solver import Solver
+    from ..strategies.base import make_strategy
+
+    return Solver(
+        backend, make_strategy(config.strategy.name, **config.strategy.config), scorer, config.prompt,
+        config.budget, config.global_budget if global_budget is None else global_budget, config.seed, config.delimiter,
+    )
 
 
 async def execute(
     config: RunConfig, problems: list[Problem], resume: bool = False, progress: bool = True,
-    backend: Any = None, terminal: Terminal | None = None, shard: Shard | None = None,
+    backend: Any = None, terminal: Terminal | None = None, shard: Shard | None = None, runner: Any = None,
 ) -> CompletedRun:
-    from ..runtime.solver import Solver
-    from ..strategies.base import make_strategy
-    from ..verifiers import make_scorer
-
+    """`runner`: solves the problems in place of a Solver built here (a Ray worker pool's runner,
+    app/worker_pool.py: its `solve_many` and `ledger` are a Solver's)."""
     store = RunStore(run_dir(config, shard))
     resolved = config.model_dump(mode="json")
     store.check_resume(resolved, resume)
-    owned = backend is None
+    owned = backend is None and runner is None
     scorer_backend = None
     started = time.monotonic()
     if owned:
@@ -71,15 +103,11 @@ async def execute(
         if terminal:
             terminal.say(f"engine ready in {time.monotonic() - started:.0f} s")
     try:
-        scorer = None
-        if config.scorer:
-            if config.scorer.backend is not None:
-                scorer_backend = config.scorer.backend.build(config.seed)
-            scorer = make_scorer(config.scorer.name, scorer_backend or backend, **config.scorer.options)
-        solver = Solver(
-            backend, make_strategy(config.strategy.name, **config.strategy.config), scorer, config.prompt,
-            config.budget, config.global_budget, config.seed, config.delimiter,
-        )
+        if runner is None:
+            scorer, scorer_backend = await build_scorer(config, backend)
+            solver = make_solver(config, backend, scorer)
+        else:
+            solver = runner
         # the run directory appears only once the engines are up: a failed start leaves nothing
         store.create(resolved)
         if terminal and terminal.log is not None:
@@ -93,7 +121,9 @@ async def execute(
                     bar.update(store.append(problem, result), solver.ledger)
 
                 # each result is on disk once `flush` returns: the solver keeps none in memory
-                await solver.solve_many([p for p in problems if p.id not in done], config.concurrency, on_result=flush, keep_results=False)
+                retries = {} if runner is None else {"on_retry": bar.retry}
+                await solver.solve_many([p for p in problems if p.id not in done], config.concurrency, on_result=flush,
+                                        keep_results=False, **retries)
         finally:
             records = store.records()
             summary = store.write_summary(config.name, config.strategy.name, records, time.monotonic() - started,
