@@ -341,5 +341,10 @@ from .app.value.command import value_app as _value  # noqa: E402  (it imports no
 app.add_typer(_value, name="value")
 
 
+from .app.view.command import view as _view  # noqa: E402  (it imports nothing heavy until it runs)
+
+app.command("view")(_view)
+
+
 def main() -> None:
     app()
