@@ -1,0 +1,110 @@
+"""Compute-optimal: a first wave of samples says how hard the problem is, and a fitted table
+says which strategy spends a budget best at that difficulty (Snell et al. 2024).
+
+The table (`policy:`, a JSON file `ponder sweep` writes) holds the wave's strategy, the cells
+that may be chosen, and per budget (generated tokens per problem) the cell for each predicted
+level: the size of the wave's largest group of agreeing answers, 0 .. w. The wave is a sub-run
+that spends from the problem's budgets like the chosen cell after it, so its tokens count in the
+same ledger; the cell `wave` answers with the wave's own vote and spends nothing more.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ..records.result import Result
+from ..runtime.context import Context
+from .base import Configured, StrategyConfig, StrategySpec, chosen_candidate, vote_share
+
+WAVE = "wave"  # the choice that keeps the wave's own answer
+
+
+class Allocation(BaseModel):
+    """At `tokens` per problem: the cell for each predicted level, and for a level unseen in fitting."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tokens: float = Field(gt=0)
+    choice: dict[int, str]
+    default: str
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    wave: StrategySpec
+    cells: dict[str, StrategySpec]
+    budgets: list[Allocation]
+
+    @model_validator(mode="after")
+    def _known_cells(self) -> "Policy":
+        for a in self.budgets:
+            for name in [*a.choice.values(), a.default]:
+                if name != WAVE and name not in self.cells:
+                    raise ValueError(f"budget {a.tokens}: chooses {name!r}, which is not among the cells")
+        return self
+
+    def allocation(self, tokens: float) -> Allocation:
+        """The fitted budget closest to `tokens` from below (the spend it was fitted to stay within)."""
+        fitting = [a for a in self.budgets if a.tokens <= tokens]
+        if not fitting:
+            raise ValueError(f"budget {tokens}: below every fitted budget ({', '.join(str(a.tokens) for a in self.budgets)})")
+        return max(fitting, key=lambda a: a.tokens)
+
+
+@lru_cache(maxsize=16)
+def read_policy(path: str) -> Policy:
+    try:
+        return Policy.model_validate(json.loads(Path(path).read_text(encoding="utf-8")))
+    except OSError as e:
+        raise ValueError(f"policy {path}: cannot read it ({e.strerror})") from None
+    except (json.JSONDecodeError, ValidationError) as e:
+        raise ValueError(f"policy {path}: not a compute-optimal table ({str(e).splitlines()[0]})") from None
+
+
+class ComputeOptimalConfig(StrategyConfig):
+    policy: str  # the fitted table (SWEEP_DIR/policy.json)
+    budget: float = Field(gt=0)  # generated tokens per problem to spend, the wave included
+
+    @field_validator("policy")
+    @classmethod
+    def _readable(cls, path: str) -> str:
+        read_policy(path)
+        return path
+
+    @model_validator(mode="after")
+    def _fitted(self) -> "ComputeOptimalConfig":
+        read_policy(self.policy).allocation(self.budget)
+        return self
+
+
+class ComputeOptimal(Configured[ComputeOptimalConfig]):
+    name: ClassVar[str] = "compute_optimal"
+    Config: ClassVar[type[StrategyConfig]] = ComputeOptimalConfig
+    needs_scorer: ClassVar[bool] = False
+
+    def __init__(self, config: ComputeOptimalConfig) -> None:
+        super().__init__(config)
+        policy = read_policy(config.policy)
+        self.allocation = policy.allocation(config.budget)
+        self.wave = policy.wave.build()
+        chosen = {*self.allocation.choice.values(), self.allocation.default} - {WAVE}
+        self.cells = {name: policy.cells[name].build() for name in sorted(chosen)}
+        # per instance: a chosen cell that searches with a scorer needs one
+        self.needs_scorer = any(getattr(s, "needs_scorer", False) for s in self.cells.values())  # type: ignore[misc]
+
+    async def run(self, ctx: Context) -> Result:
+        wave = await ctx.run(self.wave, seed=0)
+        share = await vote_share(wave.candidates, wave.answer)
+        level = round(share * len(wave.candidates))
+        name = self.allocation.choice.get(level, self.allocation.default)
+        result = wave if name == WAVE or ctx.exhausted() else await ctx.run(self.cells[name], seed=1)
+        names = [WAVE, *self.cells]
+        metrics = {"level": level, "cell": names.index(name), "wave_tokens": wave.ledger.generated_tokens}
+        chosen = chosen_candidate(result)
+        return ctx.result(self.name, chosen, [*result.candidates] or [chosen], metrics)

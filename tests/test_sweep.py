@@ -1,0 +1,239 @@
+"""`ponder sweep` on the scripted backend: sweep files, cells, the CSV and plot, a killed sweep
+resumed, intervals, the subsampled estimators against brute force, and compute_optimal."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import os
+import signal
+import subprocess
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from ponder.app.stats import bootstrap_mean
+from ponder.app.sweep.outcomes import Outcome
+from ponder.app.sweep.plan import Cell, load_sweep
+from ponder.app.sweep.subsample import Votes, majority_at_k, subsample_record
+from ponder.app.sweep.summary import make_row
+from ponder.records.result import Candidate
+from ponder.strategies.best_of_n import pass_at_k
+from ponder.verifiers.answer import equivalent
+from ponder.verifiers.voting import clusters
+
+from .sweep_script import write_problems
+from .test_cli import PONDER
+
+HERE = Path(__file__).parent
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(HERE)}  # where `sweep_script:answer` is found
+
+BASE = """\
+name: base
+backend: {{kind: scripted, options: {{script: "sweep_script:answer", token_delay_s: {delay}}}}}
+strategy: {{name: best_of_n, config: {{n: 1, temperature: 0.0, selection: first, max_tokens: 64}}}}
+dataset: {{name: "{data}"}}
+concurrency: 1
+output_dir: {out}
+"""
+
+
+def write_sweep(tmp: Path, body: str, delay: float = 0.0, problems: int = 10) -> Path:
+    data = write_problems(tmp / "problems.jsonl", problems)
+    (tmp / "base.yaml").write_text(BASE.format(delay=delay, data=data, out=tmp / "runs"))
+    path = tmp / "sweep.yaml"
+    path.write_text(body)
+    return path
+
+
+def sweep(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([PONDER, "sweep", *args], capture_output=True, text=True, timeout=timeout, env=ENV)
+
+
+GRID = """\
+name: grid
+base: base.yaml
+subsample: false
+grid:
+  strategy.config.temperature: [0.4, 0.8]
+  strategy.config.n: [2, 4]
+"""
+CELLS = ["temperature0.4-n2", "temperature0.4-n4", "temperature0.8-n2", "temperature0.8-n4"]
+
+
+def test_a_2x2_sweep_killed_mid_way_resumes_to_every_cell_csv_and_plot(tmp_path):
+    path = write_sweep(tmp_path, GRID, delay=0.004)
+    root = tmp_path / "runs" / "grid"
+    third = root / CELLS[2] / "results.jsonl"
+    proc = subprocess.Popen([PONDER, "sweep", str(path), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    end = time.time() + 60
+    while not (third.exists() and len(third.read_text().splitlines()) >= 2):
+        assert proc.poll() is None and time.time() < end, proc.stderr.read() if proc.poll() is not None else "too slow"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    before = {c: (root / c / "results.jsonl").read_text() for c in CELLS[:3]}
+    assert all(len(before[c].splitlines()) == 10 for c in CELLS[:2]) and 2 <= len(before[CELLS[2]].splitlines()) < 10
+    assert not (root / CELLS[3]).exists() and not (root / "summary.csv").exists()
+
+    again = sweep(str(path), "-q")  # a sweep with results is never mixed into silently
+    assert again.returncode == 2 and "--resume" in again.stderr
+
+    done = sweep(str(path), "--resume", "-q")
+    assert done.returncode == 0, done.stderr[-2000:]
+    for cell in CELLS:
+        lines = (root / cell / "results.jsonl").read_text()
+        assert len(lines.splitlines()) == 10
+        if cell in before:
+            assert lines.startswith(before[cell])  # kept, nothing redone
+        assert json.loads((root / cell / "summary.json").read_text())["problems"] == 10
+    rows = list(csv.DictReader((root / "summary.csv").open()))
+    assert [r["cell"] for r in rows] == CELLS
+    for r in rows:
+        assert r["source"] == "run" and float(r["acc_lo"]) <= float(r["accuracy"]) <= float(r["acc_hi"])
+        assert float(r["gen_tokens_per_problem"]) > 0 and float(r["engine_requests"]) == 10 * int(r["cell"][-1])
+    assert rows[1]["vs"] == CELLS[0] and rows[0]["diff"] == ""
+    assert (root / "frontier.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = done.stdout.splitlines()
+    assert table[0].split()[:2] == ["cell", "n"] and [t.split()[0] for t in table[2:6]] == CELLS
+
+
+def test_a_bad_axis_key_fails_in_one_line_before_any_engine_starts(tmp_path):
+    path = write_sweep(tmp_path, "name: bad\nbase: base.yaml\ngrid: {strategy.config.nn: [1, 2]}\n")
+    # a real engine would start for this base: the error must come first
+    (tmp_path / "base.yaml").write_text((tmp_path / "base.yaml").read_text().replace("kind: scripted, options: {script: \"sweep_script:answer\", token_delay_s: 0.0}", "kind: vllm"))
+    p = sweep(str(path))
+    assert p.returncode == 2
+    (line,) = p.stderr.strip().splitlines()
+    assert line.startswith(f"error: {path}: cell nn1: strategy: ") and "field 'nn'" in line
+    assert not (tmp_path / "runs").exists()
+    path.write_text("name: bad\nbase: base.yaml\nvariants: [{name: x, set: {strategy.bogus: 1}}]\n")
+    (line,) = sweep(str(path), "--dry-run").stderr.strip().splitlines()
+    assert line == f"error: {path}: cell x: strategy.bogus: unknown key"
+
+
+def test_best_of_n_cells_at_smaller_n_are_subsampled_from_the_largest(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(HERE))
+    path = write_sweep(tmp_path, "name: s\nbase: base.yaml\nvariants:\n  - name: greedy\n  - name: bon\n"
+                                 "    set: {strategy.config.selection: majority, strategy.config.temperature: 0.8}\n"
+                                 "    grid: {strategy.config.n: [1, 2, 4, 8]}\n")
+    plan = load_sweep(path)
+    assert [(c.name, c.derived_from) for c in plan.cells] == [
+        ("greedy", None), ("bon-n1", "bon-n8"), ("bon-n2", "bon-n8"), ("bon-n4", "bon-n8"), ("bon-n8", None)]
+    p = sweep(str(path), "-q")
+    assert p.returncode == 0, p.stderr[-2000:]
+    root = tmp_path / "runs" / "s"
+    assert sorted(d.name for d in root.iterdir() if d.is_dir()) == ["bon-n8", "greedy"]  # two runs, no more
+    rows = {r["cell"]: r for r in csv.DictReader((root / "summary.csv").open())}
+    records = [json.loads(x) for x in (root / "bon-n8" / "results.jsonl").read_text().splitlines()]
+    for k in (1, 2, 4):
+        expect = [majority_at_k(Votes.of(r["candidates"], r["reference"]), k) for r in records]
+        assert float(rows[f"bon-n{k}"]["accuracy"]) == round(sum(expect) / len(expect), 4)
+        assert float(rows[f"bon-n{k}"]["engine_requests"]) == 10 * k
+        assert rows[f"bon-n{k}"]["source"] == "subsampled from bon-n8"
+    # with all 8 samples the estimate is the vote itself (no tie among this script's answers here)
+    assert float(rows["bon-n8"]["accuracy"]) == round(sum(r["correct"] for r in records) / 10, 4)
+
+
+def _brute_majority(answers: list[str | None], reference: str, k: int) -> Fraction:
+    """Every k-subset voted by the real clustering; a tie between t groups counts 1/t."""
+    total, count = Fraction(0), 0
+    for subset in itertools.combinations(answers, k):
+        count += 1
+        groups = clusters([Candidate(text=a or "", answer=a or "") for a in subset])
+        if not groups:
+            continue
+        top = max(len(g) for g in groups)
+        tied = [g for g in groups if len(g) == top]
+        total += Fraction(sum(equivalent(subset[g[0]] or "", reference) for g in tied), len(tied))
+    return total / count
+
+
+@pytest.mark.parametrize("answers", [
+    ["7", "8", "7", None, "9", "8", "7.0", "8", None],  # "7.0" votes with "7"; ties at most k
+    ["1", "2", "3", "4", "5", "6"],  # all distinct: every vote is a tie
+])
+def test_subsampled_majority_and_pass_at_k_equal_brute_force_over_all_subsets(answers):
+    votes = Votes.of(answers, "7")
+    for k in range(1, len(answers) + 1):
+        assert majority_at_k(votes, k) == pytest.approx(float(_brute_majority(answers, "7", k)), abs=1e-12)
+        some_right = [any(a is not None and equivalent(a, "7") for a in s) for s in itertools.combinations(answers, k)]
+        assert pass_at_k(votes.n, votes.correct, k) == pytest.approx(sum(some_right) / len(some_right), abs=1e-12)
+
+
+def test_a_cells_interval_is_the_bootstrap_of_its_problems_against_a_known_case(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(HERE))
+    # 200 problems, half right: the 95% interval is 0.5 +- 1.96 * sqrt(0.25 / 200) = +-0.069
+    base = {"tokens": {"generated": 10, "prompt": 20, "cached": 0, "aborted": 0}, "requests": 1, "verifier_calls": 0,
+            "wall_s": 0.1, "metrics": {}, "candidates": ["1"], "error": None, "reference": "1"}
+    records = tuple({**base, "id": f"p{i}", "correct": i % 2 == 0} for i in range(200))
+    path = write_sweep(tmp_path, "name: k\nbase: base.yaml\n")
+    cell = load_sweep(path).cells[0]
+    row = make_row(Outcome(cell, records, "run"), None)
+    assert row.accuracy == 0.5 and row.acc_hi - row.acc_lo == pytest.approx(2 * 0.0693, abs=0.012)
+    iv = bootstrap_mean([float(r["correct"]) for r in records])
+    assert (row.acc_lo, row.acc_hi) == (round(iv.lo, 4), round(iv.hi, 4))
+    # a derived cell whose every problem has the same expected accuracy has no spread
+    same = tuple(subsample_record({**base, "id": f"q{i}", "candidates": ["1", "2"]}, 1, Votes.of(["1", "2"], "1")) for i in range(30))
+    derived = make_row(Outcome(Cell("d", cell.config, ()), same, "subsampled"), None)
+    assert (derived.accuracy, derived.acc_lo, derived.acc_hi) == (0.5, 0.5, 0.5)
+    assert derived.gen_tokens_per_problem == 5.0 and derived.engine_requests == 15
+
+
+def _policy(tmp: Path) -> Path:
+    wave = {"name": "best_of_n", "config": {"n": 4, "temperature": 0.8, "max_tokens": 64}}
+    wide = {"name": "best_of_n", "config": {"n": 8, "temperature": 0.8, "max_tokens": 64}}
+    path = tmp / "policy.json"
+    path.write_text(json.dumps({"wave": wave, "cells": {"wide": wide}, "budgets": [
+        {"tokens": 50, "choice": {"4": "wave"}, "default": "wave"},
+        {"tokens": 500, "choice": {"4": "wave", "1": "wide"}, "default": "wide"}]}))
+    return path
+
+
+def _by_difficulty(call) -> str:
+    """'easy': every sample agrees; 'hard': four samples, four answers (seed mod 4)."""
+    answer = 7 if "easy" in call.prompt else (7, 5, 6, 8)[(call.seed or 0) % 4]
+    return f"The answer is \\boxed{{{answer}}}."
+
+
+@pytest.mark.parametrize("question,level,cell,requests", [("easy: 3 + 4?", 4, 0, 4), ("hard: 3 + 4?", 1, 1, 12)])
+async def test_compute_optimal_dispatches_by_the_waves_agreement(tmp_path, question, level, cell, requests):
+    from ponder.backends.scripted import ScriptedBackend
+    from ponder.records.problem import Problem
+    from ponder.runtime.solver import Solver
+    from ponder.strategies.base import make_strategy
+
+    strategy = make_strategy("compute_optimal", policy=str(_policy(tmp_path)), budget=500)
+    r = await Solver(ScriptedBackend(_by_difficulty), strategy).solve(Problem(id="p", question=question, answer="7"))
+    assert (r.metrics["level"], r.metrics["cell"]) == (level, cell)
+    assert r.ledger.requests == requests  # the wave's 4, then the chosen cell's
+    assert r.metrics["wave_tokens"] == 4 * len("The answer is \\boxed{7}.") + 4  # each sample ends in EOS
+    assert r.ledger.generated_tokens >= r.metrics["wave_tokens"] * requests / 4
+    # below 500 tokens the budget-50 table applies: the wave's answer, whatever the level
+    low = make_strategy("compute_optimal", policy=str(_policy(tmp_path)), budget=120)
+    assert (await Solver(ScriptedBackend(_by_difficulty), low).solve(Problem(id="p", question=question, answer="7"))).ledger.requests == 4
+
+
+async def test_compute_optimal_charges_its_first_wave_to_the_problems_budget(tmp_path):
+    from ponder.backends.scripted import ScriptedBackend
+    from ponder.records.problem import Problem
+    from ponder.runtime.budget import Budget
+    from ponder.runtime.solver import Solver
+    from ponder.strategies.base import make_strategy
+
+    strategy = make_strategy("compute_optimal", policy=str(_policy(tmp_path)), budget=500)
+    sample = len("The answer is \\boxed{7}.") + 1
+    cap = 4 * sample + 3 * sample  # the wave and three of the wide cell's eight samples
+    r = await Solver(ScriptedBackend(_by_difficulty), strategy, budget=Budget(generated_tokens=cap)).solve(
+        Problem(id="p", question="hard: 3 + 4?", answer="7"))
+    assert r.metrics["wave_tokens"] == 4 * sample and r.metrics["cell"] == 1
+    # the wave's tokens and the cell's, within one budget: the cell got what the wave left
+    cell_tokens = sum(c.tokens for c in r.candidates)
+    assert len(r.candidates) == 8 and 0 < cell_tokens <= cap - 4 * sample
+    assert r.ledger.generated_tokens == 4 * sample + cell_tokens <= cap
+    with pytest.raises(ValueError, match="below every fitted budget"):
+        make_strategy("compute_optimal", policy=str(_policy(tmp_path)), budget=10)
