@@ -28,9 +28,9 @@ def package_of(module: str) -> str | None:
 def modules() -> dict[str, Path]:
     found = {"ponder.cli": ROOT / "cli.py", "ponder": ROOT / "__init__.py"}
     for pkg in ORDER[:-1]:
-        for path in sorted((ROOT / pkg).glob("*.py")):
-            name = f"ponder.{pkg}" if path.stem == "__init__" else f"ponder.{pkg}.{path.stem}"
-            found[name] = path
+        for path in sorted((ROOT / pkg).rglob("*.py")):  # sub-packages too (app/sweep, app/view)
+            parts = [pkg, *path.relative_to(ROOT / pkg).with_suffix("").parts]
+            found[".".join(["ponder", *(parts[:-1] if parts[-1] == "__init__" else parts)])] = path
     return found
 
 
