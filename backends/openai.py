@@ -36,7 +36,7 @@ class OpenAIConfig(BaseModel):
     model: str = "smollm2-135m-instruct"  # for the local tokenizer (name, folder or hub id)
     served_model: str | None = None  # the server's model id; default: the first of GET /models
     api_key: str | None = None
-    timeout_s: float = Field(600, gt=0)
+    timeout_s: float = Field(600, gt=0)  # a whole request; a stream: the longest wait between two chunks
     connect_timeout_s: float = Field(10, gt=0)
     retries: int = Field(4, ge=0)
     backoff_s: float = Field(0.5, ge=0)
@@ -87,6 +87,13 @@ class OpenAIBackend:
         headers = {"Authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
         timeout = aiohttp.ClientTimeout(total=self.config.timeout_s, connect=self.config.connect_timeout_s)
         return aiohttp.ClientSession(headers=headers, timeout=timeout, connector=aiohttp.TCPConnector(limit=self.config.max_connections))
+
+    def _stream_timeout(self) -> Any:
+        """A stream may run for as long as it generates (a long chain of thought): no total
+        limit, only on connecting and on the wait for each next chunk."""
+        import aiohttp
+
+        return aiohttp.ClientTimeout(total=None, connect=self.config.connect_timeout_s, sock_read=self.config.timeout_s)
 
     def _session(self) -> Any:
         return self._sessions.get()
@@ -213,7 +220,7 @@ class OpenAIBackend:
             async for endpoint in attempts:
                 try:
                     self.sent[endpoint] += 1
-                    async with self._session().post(f"{endpoint}/completions", json=body) as r:
+                    async with self._session().post(f"{endpoint}/completions", json=body, timeout=self._stream_timeout()) as r:
                         if r.status == 200:
                             attempts.succeeded(endpoint)
                             self._remember(prompt_ids, endpoint)

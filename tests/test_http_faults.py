@@ -51,6 +51,8 @@ class FakeServer:
             request.transport.close()
             return resp
         data = self.answer(body, ids=action != "no_ids")
+        if action.startswith("slow"):  # "slow:<chunks>:<seconds between them>", a long generation
+            return await self.slow_stream(request, data, int(action.split(":")[1]), float(action.split(":")[2]))
         if not body.get("stream"):
             return web.json_response(data)
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
@@ -61,6 +63,21 @@ class FakeServer:
             first["token_ids"], last["token_ids"] = [104, 105], [33]
         for chunk in ({"choices": [first]}, {"choices": [last]}, {"choices": [], "usage": data["usage"]}):
             await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        await resp.write(b"data: [DONE]\n\n")
+        return resp
+
+
+    async def slow_stream(self, request: web.Request, data: dict, chunks: int, gap_s: float) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        for i in range(chunks):
+            await asyncio.sleep(gap_s)
+            last = i == chunks - 1
+            choice = {"index": 0, "text": "a", "token_ids": [97], "logprobs": None,
+                      "finish_reason": "length" if last else None, "stop_reason": None}
+            await resp.write(f"data: {json.dumps({'choices': [choice]})}\n\n".encode())
+        usage = {**data["usage"], "completion_tokens": chunks}
+        await resp.write(f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n".encode())
         await resp.write(b"data: [DONE]\n\n")
         return resp
 
@@ -183,4 +200,22 @@ async def test_a_server_gone_mid_run_is_one_clear_error(fake):
     state.shutdown()  # the port closes: every later try is refused
     with pytest.raises(BackendError, match="request failed after 3 attempts.*ClientConnectorError"):
         await b.generate([1, 2], Sampling(max_tokens=3))
+    await b.close()
+
+
+async def test_a_stream_longer_than_the_timeout_survives_while_chunks_keep_coming(fake):
+    # timeout_s bounds the wait for each next chunk of a stream, not its whole length: a
+    # 2.5 s stream under a 1 s timeout stands for a chain of thought longer than 600 s
+    state, url = fake
+    state.plan = ["slow:10:0.25"]
+    b = backend(url, timeout_s=1.0, retries=0)
+    t0 = time.monotonic()
+    deltas = [d async for d in b.stream([1, 2, 3], Sampling(max_tokens=10))]
+    assert time.monotonic() - t0 > 2.0
+    assert sum(len(d.token_ids) for d in deltas) == 10 and deltas[-1].finish_reason == "length"
+    assert b.stats().usage.generated_tokens == 10
+    state.plan = ["slow:2:1.5"]  # a server that stops sending for longer than the timeout is a failure
+    with pytest.raises(BackendError, match="SocketTimeoutError"):
+        async for _ in b.stream([1, 2, 3], Sampling(max_tokens=10)):
+            pass
     await b.close()
