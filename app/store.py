@@ -116,7 +116,8 @@ class RunStore:
             "id": problem.id, "answer": result.answer, "reference": problem.answer, "correct": correct,
             "error": error, "strategy": result.strategy, "tokens": {
                 "generated": led.generated_tokens, "prompt": led.prompt_tokens, "cached": led.cached_tokens,
-                "aborted": led.aborted_tokens,
+                "aborted": led.aborted_tokens, "thinking": led.thinking_tokens, "answer": led.answer_tokens,
+                "probe": led.probe_tokens,
             },
             "requests": led.requests, "verifier_calls": led.verifier_calls, "verifier_tokens": led.verifier_tokens,
             "wall_s": led.wall_s, "candidates": [c.answer for c in result.candidates], "metrics": dict(result.metrics),
@@ -145,6 +146,8 @@ def summarize(name: str, strategy: str, records: Iterable[dict[str, Any]], wall_
     recs = list(records)
     graded = [r for r in recs if r["correct"] is not None]
     tok = {k: sum(r["tokens"][k] for r in recs) for k in ("generated", "prompt", "cached", "aborted")}
+    # thinking / answer / probe: records written before the split have none
+    tok.update({k: sum(r["tokens"].get(k, 0) for r in recs) for k in ("thinking", "answer", "probe")})
     return {
         "name": name, "strategy": strategy, "problems": len(recs),
         "errors": sum(1 for r in recs if r.get("error")),

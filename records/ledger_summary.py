@@ -24,6 +24,10 @@ class LedgerSummary:
     verifier_tokens: int = 0
     verifier_cached_tokens: int = 0
     verifier_generated_tokens: int = 0
+    thinking_tokens: int = 0  # of generated_tokens: inside a thinking block
+    answer_tokens: int = 0  # of generated_tokens: outside it (split only where a thinking block is configured)
+    probe_requests: int = 0  # of requests: side requests probing a prefix for its answer
+    probe_tokens: int = 0  # of generated_tokens: what the probes generated
     wall_s: float = 0.0
 
     @property

@@ -27,6 +27,7 @@ from .events import Emitter, ObservedTrace
 from .ledger import Ledger
 from .prompt import PromptConfig
 from .subrun import Seeds, Subtree
+from .thinking import note_generated
 
 T = TypeVar("T")
 
@@ -154,6 +155,7 @@ class Context:
                     raise
                 else:  # one engine request per sample (Backend.generate)
                     self.ledger.record(sum((c.usage for c in completions), Usage()), requests=len(completions))
+                    note_generated(self.ledger, self.prompt.thinking, self.tokenizer, ids, [c.token_ids for c in completions], bool(attrs.get("probe")))
         finally:
             grant.reservation.release()
         # each sample is its own engine request: a node carries the cached tokens its request got
@@ -177,6 +179,7 @@ class Context:
         self._admit(node.ids)
         grant = self.allowance.reserve_tokens(1, sampling.max_tokens)
         generated, cached, finished = 0, 0, False
+        got: list[int] = []  # the ids read, split into thinking and answer tokens at the end
         try:
             if not grant.samples:
                 yield Delta((), "", "length", usage=Usage())
@@ -195,6 +198,7 @@ class Context:
                         yield Delta((), "", "abort", usage=usage)
                         break
                     generated += len(d.token_ids)
+                    got.extend(d.token_ids)
                     cached = d.cached_tokens or cached  # the engine reports it early, for streams left early
                     if d.usage is not None:
                         finished = True
@@ -203,6 +207,8 @@ class Context:
             finally:
                 await source.aclose()  # leaving early aborts the request in the engine
         finally:
+            if grant.samples:
+                note_generated(self.ledger, self.prompt.thinking, self.tokenizer, node.ids, [got])
             if grant.samples and not finished:
                 self.ledger.record(Usage(len(node.ids), cached, generated), aborted=True)
             grant.reservation.release()

@@ -30,6 +30,10 @@ class Ledger:
     verifier_tokens: int = 0
     verifier_cached_tokens: int = 0
     verifier_generated_tokens: int = 0
+    thinking_tokens: int = 0  # generated inside a thinking block (runtime/thinking.py)
+    answer_tokens: int = 0  # generated outside it, where the prompt config names one
+    probe_requests: int = 0  # side requests probing a prefix for its answer (counted in requests too)
+    probe_tokens: int = 0  # what they generated (in generated_tokens too, in neither thinking nor answer)
     reserved_tokens: int = 0
     reserved_calls: int = 0
     started: float = field(default_factory=time.monotonic)
@@ -56,6 +60,15 @@ class Ledger:
             self.verifier_generated_tokens += usage.generated_tokens
         if self.parent is not None:
             self.parent.record_verifier(calls, tokens, usage=usage, requests=requests)
+
+    def record_split(self, thinking: int = 0, answer: int = 0, probe: int = 0, probe_requests: int = 0) -> None:
+        """Where recorded generated tokens went: thinking, answer, or probes."""
+        self.thinking_tokens += thinking
+        self.answer_tokens += answer
+        self.probe_tokens += probe
+        self.probe_requests += probe_requests
+        if self.parent is not None:
+            self.parent.record_split(thinking, answer, probe, probe_requests)
 
     @property
     def wall_s(self) -> float:

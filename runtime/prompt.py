@@ -6,6 +6,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ..backends.base import Tokenizer
 from ..records.problem import Problem
+from .thinking import ThinkingConfig
 
 MATH_TEMPLATE = "{question}\nPlease reason step by step, and put your final answer within \\boxed{{}}."
 
@@ -16,6 +17,7 @@ class PromptConfig(BaseModel):
     system: str | None = None
     template: str = MATH_TEMPLATE  # {question} is replaced by the problem text
     chat: bool = True  # False: plain text prompt (base models)
+    thinking: ThinkingConfig | None = None  # the model's thinking block (runtime/thinking.py)
 
     def render(self, problem: Problem) -> str:
         try:
@@ -27,6 +29,8 @@ class PromptConfig(BaseModel):
         """The prompt's token ids; `suffix` is appended to the user's message (refinement rounds)."""
         user = self.render(problem) + suffix
         if not self.chat:
-            return tokenizer.encode(((self.system + "\n\n") if self.system else "") + user)
-        messages = ([{"role": "system", "content": self.system}] if self.system else []) + [{"role": "user", "content": user}]
-        return tokenizer.chat(messages)
+            ids = tokenizer.encode(((self.system + "\n\n") if self.system else "") + user)
+        else:
+            messages = ([{"role": "system", "content": self.system}] if self.system else []) + [{"role": "user", "content": user}]
+            ids = tokenizer.chat(messages)
+        return self.thinking.prefilled(tokenizer, ids) if self.thinking is not None else ids

@@ -71,6 +71,8 @@ class Solver:
             raise ValueError(f"strategy {self.strategy.name} needs a step scorer (scorer: arithmetic | logprob | ...)")
         self.scorer = scorer
         self.prompt = prompt or PromptConfig()
+        if self.prompt.thinking is not None:  # delimiters the tokenizer cannot write: refused before any request
+            self.prompt.thinking.check(backend.tokenizer)
         self.budget = budget or Budget()
         self.global_budget = global_budget or Budget()
         self.seed = seed

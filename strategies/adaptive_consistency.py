@@ -24,6 +24,7 @@ from ..records.trace import Node, StreamedChild
 from ..runtime.context import Context
 from ..verifiers.voting import clusters, select_async
 from .base import Configured, StrategyConfig
+from .thinking_budget import ThinkingBudget, sample_stream
 
 
 class AdaptiveConsistencyConfig(StrategyConfig):
@@ -35,6 +36,7 @@ class AdaptiveConsistencyConfig(StrategyConfig):
     temperature: float = Field(0.8, ge=0)
     top_p: float = Field(1.0, gt=0, le=1)
     max_tokens: int = Field(1024, ge=1)
+    thinking_budget: ThinkingBudget | None = None  # each sample budget-forced (strategies/thinking_budget.py)
 
 
 def leader_probability(v1: int, v2: int) -> float:
@@ -91,7 +93,8 @@ class AdaptiveConsistency(Configured[AdaptiveConsistencyConfig]):
         cfg = self.config
         child = StreamedChild(ctx.tree, ctx.tree.root)
         try:
-            async for d in ctx.stream(ctx.tree.root, ctx.sampling(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens)):
+            sampling = ctx.sampling(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens)
+            async for d in sample_stream(ctx, ctx.tree.root, sampling, cfg.thinking_budget):
                 child.add(d)
         finally:
             node = child.node(sample=index, wave=wave)

@@ -21,6 +21,7 @@ from ..records.trace import split_steps
 from ..verifiers.answer import equivalent_async
 from ..verifiers.voting import Selection, select_async
 from .base import Aggregate, Configured, StrategyConfig
+from .thinking_budget import ThinkingBudget, sample_all
 
 
 class BestOfNConfig(StrategyConfig):
@@ -30,6 +31,7 @@ class BestOfNConfig(StrategyConfig):
     max_tokens: int = Field(1024, ge=1)
     selection: Selection = "majority"
     aggregate: Aggregate = "last"  # how step scores make a trajectory score (weighted / best)
+    thinking_budget: ThinkingBudget | None = None  # each sample budget-forced (strategies/thinking_budget.py)
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -47,7 +49,7 @@ class BestOfN(Configured[BestOfNConfig]):
         cfg = self.config
         n = 1 if cfg.selection == "first" and cfg.n == 1 else cfg.n
         sampling = ctx.sampling(n=n, temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens)
-        nodes = await ctx.extend(ctx.tree.root, sampling)
+        nodes = [node for node, _ in await sample_all(ctx, ctx.tree.root, sampling, cfg.thinking_budget)]
         scored = cfg.selection in ("weighted", "best")
         if scored:
             scores = await asyncio.gather(*(ctx.score(node, cfg.aggregate, split_steps(node.text, ctx.delimiter)) for node in nodes))

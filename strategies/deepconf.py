@@ -28,6 +28,7 @@ from ..records.trace import Node, StreamedChild
 from ..verifiers.confidence import token_confidence
 from ..verifiers.voting import select_async
 from .base import Configured, StrategyConfig
+from .thinking_budget import ThinkingBudget, sample_all, sample_stream
 
 
 PRESETS = {"low": 10.0, "high": 90.0}  # η, percent of traces kept
@@ -44,6 +45,7 @@ class DeepConfConfig(StrategyConfig):
     max_tokens: int = Field(8192, ge=1)
     temperature: float = Field(0.8, ge=0)
     top_p: float = Field(1.0, gt=0, le=1)
+    thinking_budget: ThinkingBudget | None = None  # each trace budget-forced (strategies/thinking_budget.py)
 
     @model_validator(mode="after")
     def _check(self) -> "DeepConfConfig":
@@ -95,7 +97,7 @@ class DeepConf(Configured[DeepConfConfig]):
         cfg = self.config
         first = cfg.n if cfg.mode == "offline" else min(cfg.warmup, cfg.n)
         traces = []
-        for node, c in await ctx.extend_with(ctx.tree.root, self._sampling(ctx, first), warmup=cfg.mode == "online"):
+        for node, c in await sample_all(ctx, ctx.tree.root, self._sampling(ctx, first), cfg.thinking_budget, warmup=cfg.mode == "online"):
             conf = lowest_group_confidence(c.top_logprobs or (), cfg.window, cfg.top_k)
             ctx.tree.set(node, confidence=conf)
             traces.append((node, conf))
@@ -120,7 +122,7 @@ class DeepConf(Configured[DeepConfConfig]):
         trace = StreamedChild(ctx.tree, ctx.tree.root)
         window: deque[float] = deque(maxlen=cfg.window)
         low = math.inf
-        async with contextlib.aclosing(ctx.stream(ctx.tree.root, self._sampling(ctx, 1))) as stream:
+        async with contextlib.aclosing(sample_stream(ctx, ctx.tree.root, self._sampling(ctx, 1), cfg.thinking_budget)) as stream:
             async for d in stream:
                 trace.add(d)
                 window.extend(token_confidence(top, cfg.top_k) for top in d.top_logprobs or ())

@@ -22,6 +22,7 @@ from ..records.result import Result
 from ..records.trace import Node, StreamedChild
 from ..verifiers.voting import select_async
 from .base import Configured, StrategyConfig
+from .thinking_budget import ThinkingBudget, sample_all, sample_stream
 
 
 class FirstFinishConfig(StrategyConfig):
@@ -30,6 +31,7 @@ class FirstFinishConfig(StrategyConfig):
     top_p: float = Field(1.0, gt=0, le=1)
     max_tokens: int = Field(1024, ge=1)
     mode: Literal["async", "sync"] = "async"
+    thinking_budget: ThinkingBudget | None = None  # each sample budget-forced (strategies/thinking_budget.py)
 
 
 class FirstFinish(Configured[FirstFinishConfig]):
@@ -42,7 +44,8 @@ class FirstFinish(Configured[FirstFinishConfig]):
 
     async def _sync(self, ctx: Context) -> Result:
         cfg = self.config
-        nodes = await ctx.extend(ctx.tree.root, ctx.sampling(n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens))
+        sampling = ctx.sampling(n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens)
+        nodes = [node for node, _ in await sample_all(ctx, ctx.tree.root, sampling, cfg.thinking_budget)]
         return await self._answer(ctx, nodes, {})
 
     async def _async(self, ctx: Context) -> Result:
@@ -69,7 +72,7 @@ class FirstFinish(Configured[FirstFinishConfig]):
         return await self._answer(ctx, [nodes[eos[0][1]]] if eos else nodes, metrics)
 
     async def _one(self, ctx: Context, sampling: Sampling, sample: StreamedChild) -> None:
-        async for d in ctx.stream(ctx.tree.root, sampling):
+        async for d in sample_stream(ctx, ctx.tree.root, sampling, self.config.thinking_budget):
             sample.add(d)
 
     async def _answer(self, ctx: Context, nodes: list[Node], metrics: dict[str, float]) -> Result:
