@@ -45,6 +45,8 @@ BUILT_IN: dict[str, str] = {
     "self_refine": "self_refine:SelfRefine",
     "vote": "vote:Vote",
     "cascade": "cascade:Cascade",
+    "budget_forcing": "budget_forcing:BudgetForcing",
+    "dynasor": "dynasor:Dynasor",
     "compute_optimal": "compute_optimal:ComputeOptimal",
 }
 for _name, _target in BUILT_IN.items():
