@@ -37,6 +37,7 @@ for _name, _target in (
     ("logprob", "logprob:LogprobPRM"),
     ("judge", "judge:Judge"),
     ("confidence", "confidence:ConfidenceScorer"),  # reads the policy's logprobs through the Context
+    ("value", "value:ValueScorer"),  # a head from `ponder value train` on the policy's hidden states
 ):
     register_scorer(_name, f"{__package__}.{_target}")
 

@@ -1,0 +1,177 @@
+"""The value model without an engine: labels on scripted trajectories, the head fit, the
+folder round trip, the metrics and the one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ponder.app.value.config import load_value_config
+from ponder.app.value.fit import Rows, evaluate, fit, split
+from ponder.app.value.labels import Trajectory, mc_labels, mc_share, outcome_labels, read_samples
+from ponder.app.value.metrics import auc, brier, calibration
+from ponder.app.value.config import Fit
+from ponder.backends.scripted import ScriptedBackend
+from ponder.records.problem import Problem
+from ponder.runtime.prompt import PromptConfig
+from ponder.verifiers.value_model import HeadShape, ValueSpec, layout, load, new_head, probabilities, save
+
+P = Problem(id="p", question="What is 3 + 4?", answer="7")
+
+
+def test_outcome_labels_give_every_prefix_the_final_correctness():
+    right = Trajectory("p", P.question, ("3 + 4 = 7", "So \\boxed{7}"), "7", True)
+    wrong = Trajectory("p", P.question, ("3 + 4 = 8", "then", "So \\boxed{8}"), "8", False)
+    assert outcome_labels(right) == [1.0, 1.0]
+    assert outcome_labels(wrong) == [0.0, 0.0, 0.0]
+
+
+async def test_mc_labels_are_the_share_of_completions_that_reach_the_answer():
+    def script(call):
+        if "3 + 4 = 7" in call.generated:  # after a right first step every completion is right
+            return "So \\boxed{7}"
+        return "So \\boxed{7}" if call.index == 0 else "So \\boxed{9}"  # one of four otherwise
+
+    backend = ScriptedBackend(script)
+    good = Trajectory("p", P.question, ("3 + 4 = 7", "double check", "So \\boxed{7}"), "7", True)
+    bad = Trajectory("p", P.question, ("3 + 4 = 9", "double check", "So \\boxed{9}"), "9", False)
+    assert await mc_labels(backend, PromptConfig(), P, good, 4, 0.7, 32, "\n\n", 0) == [1.0, 1.0, 1.0]
+    assert await mc_labels(backend, PromptConfig(), P, bad, 4, 0.7, 32, "\n\n", 0) == [0.25, 0.25, 0.0]
+    assert mc_share([True, False, False, False]) == 0.25
+    with pytest.raises(ValueError, match="K >= 1"):
+        mc_share([])
+
+
+async def test_samples_are_read_from_a_best_of_n_run(tmp_path):
+    from ponder.app.batch import execute
+    from ponder.app.run_config import RunConfig
+
+    problems = [P, Problem(id="q", question="What is 2 + 2?", answer="4")]
+    run = RunConfig(
+        name="r", output_dir=str(tmp_path), backend={"kind": "scripted", "options": {"script": ["One.\n\nSo \\boxed{7}", "\\boxed{4}"]}},
+        strategy={"name": "best_of_n", "config": {"n": 2, "temperature": 0.5, "max_tokens": 40}}, dataset={"name": "unused"},
+    )
+    await execute(run, problems, progress=False)
+    samples = await read_samples(tmp_path / "r", problems, "\n\n")
+    assert [(t.problem_id, t.steps, t.correct) for t in samples] == [
+        ("p", ("One.", "So \\boxed{7}"), True), ("p", ("\\boxed{4}",), False),
+        ("q", ("One.", "So \\boxed{7}"), False), ("q", ("\\boxed{4}",), True),
+    ]
+
+
+def planted(n: int = 600, hidden: int = 16, seed: int = 0):
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, hidden, generator=g) * 3 + 5  # off-centre, unscaled: the head standardises
+    w = torch.zeros(hidden)
+    w[3], w[7] = 2.0, -1.5
+    y = (torch.sigmoid((x - 5) @ w / 3) > torch.rand(n, generator=g)).float()
+    groups = [f"g{i // 4}" for i in range(n)]
+    rows = Rows(x, y.tolist(), groups, [i % 4 for i in range(n)], [i % 4 == 3 for i in range(n)], [bool(v) for v in y])
+    return rows, w
+
+
+def test_the_fit_recovers_a_planted_linear_signal():
+    rows, w = planted()
+    held = split(rows.groups, 0.25, 0)
+    train = [g not in held for g in rows.groups]
+    head = fit(rows, train, HeadShape(kind="linear"), Fit(epochs=200, lr=0.1, weight_decay=0.0))
+    learned = (head.net[0].weight[0] / head.scale).detach()
+    cosine = float(learned @ w / (learned.norm() * w.norm()))
+    assert cosine > 0.95
+    report = evaluate(head, rows, [not t for t in train])
+    assert report["auc_steps"] > 0.8
+    assert set(report["auc_by_depth"]) == {0, 1, 2, 3}
+    # deterministic by seed
+    again = fit(rows, train, HeadShape(kind="linear"), Fit(epochs=200, lr=0.1, weight_decay=0.0))
+    assert probabilities(again, rows.states[:20]) == probabilities(head, rows.states[:20])
+
+
+def test_the_mlp_head_fits_too():
+    rows, _ = planted()
+    train = [True] * len(rows.groups)
+    head = fit(rows, train, HeadShape(kind="mlp", width=8), Fit(epochs=150, lr=0.05))
+    assert evaluate(head, rows, train)["auc_steps"] > 0.8
+
+
+def test_a_saved_folder_gives_the_scores_of_training(tmp_path):
+    import torch
+
+    rows, _ = planted(hidden=576)
+    head = fit(rows, [True] * len(rows.groups), HeadShape(kind="mlp", width=8), Fit(epochs=20))
+    spec = ValueSpec(backbone="smollm2-135m-instruct", hidden_size=576, head=HeadShape(kind="mlp", width=8), system="Be brief.")
+    save(tmp_path / "v", spec, head)
+    spec2, head2 = load(str(tmp_path / "v"))
+    assert spec2 == spec
+    assert probabilities(head2, rows.states[:50]) == probabilities(head, rows.states[:50])
+    assert torch.equal(head2.shift, head.shift)
+
+
+def test_a_head_that_does_not_fit_the_backbone_names_both_sizes(tmp_path):
+    head = new_head(8, HeadShape())
+    save(tmp_path / "v", ValueSpec(backbone="smollm2-135m-instruct", hidden_size=8), head)
+    with pytest.raises(ValueError, match="hidden states of size 8, but backbone 'smollm2-135m-instruct' has hidden size 576"):
+        load(str(tmp_path / "v"))
+    with pytest.raises(ValueError, match="no value.json there"):
+        load(str(tmp_path))
+
+
+def test_layout_puts_every_prefix_end_on_the_whole_trajectory():
+    from ponder.backends.scripted import CharTokenizer
+
+    spec = ValueSpec(backbone="b", hidden_size=4, system="S", template="Q: {question}")
+    ids, ends = layout(CharTokenizer(), spec, "1+1?", [" a ", "bc"])
+    text = CharTokenizer().decode(ids)
+    assert text.endswith("<|assistant|>a\n\nbc")
+    assert [text[: e + 1][-2:] for e in ends] == [">a", "bc"]
+    prefix_ids, prefix_ends = layout(CharTokenizer(), spec, "1+1?", [" a "])
+    assert ids[: len(prefix_ids)] == prefix_ids and prefix_ends == ends[:1]
+
+
+def test_auc_brier_and_calibration():
+    assert auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == 0.75
+    assert auc([0.5, 0.5], [0, 1]) == 0.5  # a tie counts one half
+    with pytest.raises(ValueError, match="right and wrong"):
+        auc([0.1, 0.2], [1, 1])
+    assert brier([1.0, 0.0], [1, 1]) == 0.5
+    assert calibration([0.05, 0.15, 0.12, 1.0], [0, 1, 0, 1], bins=10) == [
+        {"predicted": 0.05, "observed": 0.0, "count": 1}, {"predicted": pytest.approx(0.135), "observed": 0.5, "count": 2},
+        {"predicted": 1.0, "observed": 1.0, "count": 1},
+    ]
+
+
+def test_config_errors_name_the_key(tmp_path):
+    path = tmp_path / "v.yaml"
+    path.write_text("output: out\ndataset: {name: gsm8k}\nlabels: {mc: 0}\n")
+    with pytest.raises(ValueError, match=r"v.yaml: labels: expected outcome or \{mc: K\} with K >= 1"):
+        load_value_config(path)
+    path.write_text("output: out\ndataset: {name: gsm8k}\nhead: {kind: forest}\n")
+    with pytest.raises(ValueError, match=r"v.yaml: head.kind"):
+        load_value_config(path)
+    path.write_text("output: out\ndataset: {name: gsm8k}\npolicy: {kind: openai, endpoints: [http://x]}\n")
+    with pytest.raises(ValueError, match="policy: expected kind: vllm"):
+        load_value_config(path)
+    path.write_text("output: out\ndataset: {name: gsm8k}\nepochs: 3\n")
+    with pytest.raises(ValueError, match="epochs: unknown key"):
+        load_value_config(path)
+
+
+def test_a_dataset_without_answers_is_refused_in_one_line(tmp_path):
+    from ponder.app.value.train import check_problems
+
+    data = tmp_path / "q.jsonl"
+    data.write_text(json.dumps({"id": "a", "question": "Why?"}) + "\n")
+    path = tmp_path / "v.yaml"
+    path.write_text(f"output: out\ndataset: {{name: {data}}}\n")
+    with pytest.raises(ValueError, match="problem a has no answer"):
+        check_problems(load_value_config(path))
+
+
+def test_the_value_scorer_is_registered_without_importing_torch():
+    import subprocess
+    import sys
+
+    code = "import sys; from ponder.verifiers import SCORERS; assert 'value' in SCORERS; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
