@@ -41,6 +41,9 @@ def sweep(
             how = f"subsampled from {cell.derived_from}" if cell.derived_from else "run"
             values = ", ".join(f"{k}={v}" for k, v in cell.values)
             typer.echo(f"{cell.name}: {cell.config.strategy.name} ({how}){'; ' + values if values else ''}")
+        if plan.difficulty and plan.difficulty.run:
+            budgets = ", ".join(f"{b:g}" for b in plan.difficulty.budgets) or "every cell's cost"
+            typer.echo(f"then: policy.json fitted on half of the problems, compute_optimal at {budgets} tokens/problem on the other half")
         typer.echo(f"{len(plan.cells)} cells, {len(runs)} to run, into {plan.directory}; dry run: nothing started")
         return
     term = Terminal(None if verbose else log_file("sweep"))

@@ -10,6 +10,7 @@ on the held-out problems, one run directory per budget.
 from __future__ import annotations
 
 import csv
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -41,39 +42,46 @@ def plan_runs(sweep: Sweep, resume: bool, data_dir: str | None, shard: Shard | N
 
 
 class Engines:
-    """One engine at a time, kept up while consecutive cells share its backend section."""
+    """One engine at a time, kept up while consecutive cells share its backend section; or one
+    backend the caller owns (`shared`) for every cell."""
 
-    def __init__(self, terminal: Terminal | None) -> None:
+    def __init__(self, terminal: Terminal | None, shared: Any = None) -> None:
         self.section: BackendSection | None = None
-        self.backend: Any = None
+        self.backend: Any = shared
+        self.shared = shared
         self.terminal = terminal
 
     async def get(self, section: BackendSection, seed: int) -> Any:
-        if self.backend is not None and section == self.section:
+        if self.shared is not None or (self.backend is not None and section == self.section):
             return self.backend
         await self.close()
+        started = time.monotonic()
         self.backend, self.section = section.build(seed), section
+        if self.terminal:
+            self.terminal.say(f"engine ready in {time.monotonic() - started:.0f} s")
         return self.backend
 
     async def close(self) -> None:
-        if self.backend is not None:
+        if self.backend is not None and self.shared is None:
             await self.backend.close()
-        self.backend = self.section = None
+            self.backend = self.section = None
 
 
 async def run_sweep(
     sweep: Sweep, plans: list[tuple[Cell, list[Problem]]], resume: bool, progress: bool,
-    terminal: Terminal | None, shard: Shard | None,
+    terminal: Terminal | None, shard: Shard | None, backend: Any = None,
 ) -> list[CompletedRun]:
+    """Every run cell (grouped by backend section), then compute_optimal; `backend`: one the
+    caller owns, used for every cell instead of starting engines."""
     order = sorted(plans, key=lambda p: next(i for i, q in enumerate(plans) if q[0].config.backend == p[0].config.backend))
-    engines = Engines(terminal)
+    engines = Engines(terminal, backend)
     done = []
     try:
         for cell, problems in order:
             if terminal:
                 terminal.say(f"cell {cell.name}: strategy {cell.config.strategy.name}, {len(problems)} problems")
-            backend = await engines.get(cell.config.backend, cell.config.seed)
-            done.append(await execute(cell.config, problems, resume=resume, progress=progress, backend=backend, terminal=terminal, shard=shard))
+            engine = await engines.get(cell.config.backend, cell.config.seed)
+            done.append(await execute(cell.config, problems, resume=resume, progress=progress, backend=engine, terminal=terminal, shard=shard))
         if sweep.difficulty and sweep.difficulty.run and shard is None:
             done += await run_optimal(sweep, dict((c.name, p) for c, p in plans), resume, progress, terminal, engines)
     finally:
@@ -95,8 +103,8 @@ async def run_optimal(
         config = optimal_config(sampler, policy[1], allocation.tokens, sweep.directory)
         if terminal:
             terminal.say(f"cell {config.name}: {len(held)} held-out problems")
-        backend = await engines.get(config.backend, config.seed)
-        out.append(await execute(config, held, resume=resume, progress=progress, backend=backend, terminal=terminal))
+        engine = await engines.get(config.backend, config.seed)
+        out.append(await execute(config, held, resume=resume, progress=progress, backend=engine, terminal=terminal))
     return out
 
 

@@ -7,8 +7,9 @@ grid:                     # dotted keys -> values; one cell per combination
   strategy.config.n: [1, 2, 4]
   strategy.config.temperature: [0.4, 0.8]
 ```
-or `variants:`, a list of `{name, set: {dotted key: value}, grid: {...}}`, each a named cell (or
-a named grid of cells). Every cell's run config is built and validated when the file is loaded,
+`set:` (dotted keys -> values) changes the base for every cell; `--set` on the command line
+applies after it. Instead of `grid:`, `variants:`: a list of `{name, set: {dotted key: value},
+grid: {...}}`, each a named cell (or a named grid of cells). Every cell's run config is built and validated when the file is loaded,
 so a bad key in any cell fails in one line naming the file, the cell and the key before any
 engine starts.
 """
@@ -52,6 +53,7 @@ class DifficultyConfig(_Strict):
 class SweepConfig(_Strict):
     name: str
     base: str | dict[str, Any]
+    set: dict[str, Any] = Field(default_factory=dict)  # dotted key -> value, applied to the base first
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     variants: list[Variant] = Field(default_factory=list)
     subsample: bool = True  # best-of-n majority cells at smaller n are estimated from the largest
@@ -137,6 +139,11 @@ def load_sweep(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
         base = read_yaml(base_path)
     else:
         base_path, base = path, copy.deepcopy(spec.base)
+    try:
+        for key, value in spec.set.items():
+            set_dotted(base, key, value)
+    except ValueError as e:
+        raise ValueError(f"{path}: set: {e}") from None
     for item in overrides:
         apply_override(base, item)
     import_config_modules(base_path, base)
