@@ -3,6 +3,7 @@ resumed, intervals, the subsampled estimators against brute force, and compute_o
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import itertools
 import json
@@ -15,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from ponder.app.shard import Shard
 from ponder.app.stats import bootstrap_mean
+from ponder.app.sweep.job import analyse, plan_runs, run_sweep
 from ponder.app.sweep.outcomes import Outcome
 from ponder.app.sweep.plan import Cell, load_sweep
 from ponder.app.sweep.subsample import Votes, majority_at_k, subsample_record
@@ -65,7 +68,7 @@ CELLS = ["temperature0.4-n2", "temperature0.4-n4", "temperature0.8-n2", "tempera
 
 
 def test_a_2x2_sweep_killed_mid_way_resumes_to_every_cell_csv_and_plot(tmp_path):
-    path = write_sweep(tmp_path, GRID, delay=0.004)
+    path = write_sweep(tmp_path, GRID, delay=0.003, problems=6)
     root = tmp_path / "runs" / "grid"
     third = root / CELLS[2] / "results.jsonl"
     proc = subprocess.Popen([PONDER, "sweep", str(path), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
@@ -77,7 +80,7 @@ def test_a_2x2_sweep_killed_mid_way_resumes_to_every_cell_csv_and_plot(tmp_path)
     proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL
     before = {c: (root / c / "results.jsonl").read_text() for c in CELLS[:3]}
-    assert all(len(before[c].splitlines()) == 10 for c in CELLS[:2]) and 2 <= len(before[CELLS[2]].splitlines()) < 10
+    assert all(len(before[c].splitlines()) == 6 for c in CELLS[:2]) and 2 <= len(before[CELLS[2]].splitlines()) < 6
     assert not (root / CELLS[3]).exists() and not (root / "summary.csv").exists()
 
     again = sweep(str(path), "-q")  # a sweep with results is never mixed into silently
@@ -87,19 +90,19 @@ def test_a_2x2_sweep_killed_mid_way_resumes_to_every_cell_csv_and_plot(tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     for cell in CELLS:
         lines = (root / cell / "results.jsonl").read_text()
-        assert len(lines.splitlines()) == 10
+        assert len(lines.splitlines()) == 6
         if cell in before:
             assert lines.startswith(before[cell])  # kept, nothing redone
-        assert json.loads((root / cell / "summary.json").read_text())["problems"] == 10
+        assert json.loads((root / cell / "summary.json").read_text())["problems"] == 6
     rows = list(csv.DictReader((root / "summary.csv").open()))
     assert [r["cell"] for r in rows] == CELLS
     for r in rows:
         assert r["source"] == "run" and float(r["acc_lo"]) <= float(r["accuracy"]) <= float(r["acc_hi"])
-        assert float(r["gen_tokens_per_problem"]) > 0 and float(r["engine_requests"]) == 10 * int(r["cell"][-1])
+        assert float(r["gen_tokens_per_problem"]) > 0 and float(r["engine_requests"]) == 6 * int(r["cell"][-1])
     assert rows[1]["vs"] == CELLS[0] and rows[0]["diff"] == ""
     assert (root / "frontier.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = done.stdout.splitlines()
-    assert table[0].split()[:2] == ["cell", "n"] and [t.split()[0] for t in table[2:6]] == CELLS
+    assert table[0].split()[:3] == ["cell", "how", "n"] and [t.split()[:2] for t in table[2:6]] == [[c, "run"] for c in CELLS]
 
 
 def test_a_bad_axis_key_fails_in_one_line_before_any_engine_starts(tmp_path):
@@ -124,8 +127,8 @@ def test_best_of_n_cells_at_smaller_n_are_subsampled_from_the_largest(tmp_path, 
     plan = load_sweep(path)
     assert [(c.name, c.derived_from) for c in plan.cells] == [
         ("greedy", None), ("bon-n1", "bon-n8"), ("bon-n2", "bon-n8"), ("bon-n4", "bon-n8"), ("bon-n8", None)]
-    p = sweep(str(path), "-q")
-    assert p.returncode == 0, p.stderr[-2000:]
+    table = in_process(plan).text().splitlines()
+    assert [line.split()[1] for line in table[2:7]] == ["run", "sub", "sub", "sub", "run"]
     root = tmp_path / "runs" / "s"
     assert sorted(d.name for d in root.iterdir() if d.is_dir()) == ["bon-n8", "greedy"]  # two runs, no more
     rows = {r["cell"]: r for r in csv.DictReader((root / "summary.csv").open())}
@@ -237,3 +240,23 @@ async def test_compute_optimal_charges_its_first_wave_to_the_problems_budget(tmp
     assert r.ledger.generated_tokens == 4 * sample + cell_tokens <= cap
     with pytest.raises(ValueError, match="below every fitted budget"):
         make_strategy("compute_optimal", policy=str(_policy(tmp_path)), budget=10)
+
+
+def test_sharded_sweeps_write_each_cells_shard_and_the_summary_joins_them(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(HERE))
+    plan = load_sweep(write_sweep(tmp_path, "name: sh\nbase: base.yaml\ngrid: {strategy.config.max_tokens: [32, 64]}\n"))
+    in_process(plan, shard=Shard(0, 2))
+    root = tmp_path / "runs" / "sh"
+    rows = {r["cell"]: r for r in csv.DictReader((root / "summary.csv").open())}
+    half = int(rows["max_tokens32"]["problems"])
+    assert 0 < half < 10 and rows["max_tokens32"]["source"] == "shards 1/2"
+    in_process(plan, shard=Shard(1, 2))
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == [f"max_tokens{t}-shard-{i}-of-2" for t in (32, 64) for i in (0, 1)]
+    rows = {r["cell"]: r for r in csv.DictReader((root / "summary.csv").open())}
+    assert [(r["problems"], r["source"]) for r in rows.values()] == [("10", "shards 2/2")] * 2
+
+
+def in_process(plan, shard=None):
+    """`ponder sweep` without the subprocess: the job's own functions."""
+    asyncio.run(run_sweep(plan, plan_runs(plan, False, None, shard), resume=False, progress=False, terminal=None, shard=shard))
+    return analyse(plan)

@@ -24,7 +24,7 @@ from ..store import RunStore
 from ..terminal import Terminal
 from .difficulty import is_fit, oracle_bins, pass_rates, per_bin, sampling_cell, waves
 from .frontier import plot
-from .outcomes import Outcome, read_outcomes
+from .outcomes import Outcome, elapsed, read_outcomes
 from .plan import Cell, Sweep
 from .policy import Comparison, compare, fit, optimal_config, write_policy
 from .summary import Row, make_rows, table, write_csv
@@ -165,7 +165,7 @@ def optimal_outcomes(sweep: Sweep) -> list[Outcome]:
         config = optimal_config(sampling_cell(sweep), path, allocation.tokens, sweep.directory)
         store = RunStore(run_dir(config))
         if store.results.is_file():
-            out.append(Outcome(Cell(config.name, config, ()), tuple(store.records()), "run (held-out problems)"))
+            out.append(Outcome(Cell(config.name, config, ()), tuple(store.records()), "run (held-out problems)", elapsed(store.dir)))
     return out
 
 

@@ -3,6 +3,7 @@ derived cell estimated from the run it is derived from (app/sweep/subsample.py).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ class Outcome:
     cell: Cell
     records: tuple[dict[str, Any], ...]
     source: str  # "run", "shards i/N" or "subsampled from CELL"
+    elapsed: float | None = None  # the run's wall time as its summary.json says (a derived cell: k/n of it)
 
     def by_id(self) -> dict[str, dict[str, Any]]:
         return {str(r["id"]): r for r in self.records}
@@ -30,22 +32,29 @@ def cell_dir(sweep: Sweep, cell: Cell) -> Path:
     return sweep.directory / cell.name
 
 
-def read_run(sweep: Sweep, cell: Cell) -> tuple[list[dict[str, Any]], str] | None:
+def elapsed(directory: Path) -> float | None:
+    try:
+        return float(json.loads((directory / "summary.json").read_text(encoding="utf-8"))["wall_s"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def read_run(sweep: Sweep, cell: Cell) -> Outcome | None:
     """The records of a run cell: its own directory, else whatever shards of it exist."""
     store = RunStore(cell_dir(sweep, cell))
     if store.results.is_file():
-        return store.records(), "run"
+        return Outcome(cell, tuple(store.records()), "run", elapsed(store.dir))
     shards = sorted(p for p in sweep.directory.glob(f"{cell.name}-shard-*-of-*") if (p / "summary.json").is_file())
     if not shards:
         return None
     merged = combine(shards)
     count = merged.parts[0].shard.count if merged.parts[0].shard else 1
-    return merged.records, f"shards {len(merged.parts)}/{count}"
+    return Outcome(cell, tuple(merged.records), f"shards {len(merged.parts)}/{count}", merged.wall_s)
 
 
 def read_outcomes(sweep: Sweep) -> list[Outcome]:
     """Every cell that has results (a cell not started yet is left out)."""
-    runs: dict[str, tuple[list[dict[str, Any]], str]] = {}
+    runs: dict[str, Outcome] = {}
     for cell in sweep.runs:
         found = read_run(sweep, cell)
         if found is not None:
@@ -54,9 +63,10 @@ def read_outcomes(sweep: Sweep) -> list[Outcome]:
     for cell in sweep.cells:
         if cell.derived_from is None:
             if cell.name in runs:
-                records, source = runs[cell.name]
-                out.append(Outcome(cell, tuple(records), source))
+                out.append(runs[cell.name])
         elif cell.derived_from in runs:
-            records = subsample_records(runs[cell.derived_from][0], cell.k)
-            out.append(Outcome(cell, tuple(records), f"subsampled from {cell.derived_from}"))
+            run = runs[cell.derived_from]
+            share = cell.k / run.cell.k
+            out.append(Outcome(cell, tuple(subsample_records(list(run.records), cell.k)), f"subsampled from {cell.derived_from}",
+                               None if run.elapsed is None else run.elapsed * share))
     return out

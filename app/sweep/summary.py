@@ -27,7 +27,7 @@ class Row:
     gen_tokens_per_problem: float
     verifier_calls: float
     engine_requests: float  # the policy's requests (one per sample)
-    wall_s: float  # the time the problems took, summed (a derived cell: k/n of its run's)
+    wall_s: float  # the run's wall time (a derived cell: k/n of its run's)
     cache_hit_rate: float
     flops_per_problem: float | None
     vs: str  # the cell the paired difference is taken against
@@ -77,7 +77,7 @@ def make_row(outcome: Outcome, baseline: Outcome | None) -> Row:
         accuracy=r4(acc.point if acc else None), acc_lo=r4(acc.lo if acc else None), acc_hi=r4(acc.hi if acc else None),
         coverage=coverage(recs), gen_tokens_per_problem=round(sum(r["tokens"]["generated"] for r in recs) / n, 1),
         verifier_calls=round(sum(r["verifier_calls"] for r in recs), 1), engine_requests=round(sum(r["requests"] for r in recs), 1),
-        wall_s=round(sum(r["wall_s"] for r in recs), 2), cache_hit_rate=round(cached / prompt, 4) if prompt else 0.0,
+        wall_s=round(outcome.elapsed if outcome.elapsed is not None else sum(r["wall_s"] for r in recs), 2), cache_hit_rate=round(cached / prompt, 4) if prompt else 0.0,
         flops_per_problem=float(f"{sum(known) / n:.4g}") if recs and len(known) == len(recs) else None,
         vs=baseline.cell.name if diff is not None and baseline is not None else "",
         diff=r4(diff.point if diff else None), diff_lo=r4(diff.lo if diff else None), diff_hi=r4(diff.hi if diff else None),
@@ -102,12 +102,14 @@ def write_csv(rows: Sequence[Row], path: Path) -> Path:
 
 
 def table(rows: Sequence[Row]) -> str:
-    """The terminal table: accuracy [interval], cost, and the paired difference."""
-    head = f"{'cell':28} {'n':>4} {'accuracy [95% CI]':>22} {'gen tok/prob':>12} {'verif':>7} {'FLOPs/prob':>10} {'vs first cell [95% CI]':>24}"
+    """The terminal table: accuracy [interval], cost, and the paired difference; `how` says
+    whether a cell ran or was subsampled from a larger run."""
+    head = f"{'cell':28} {'how':>4} {'n':>4} {'accuracy [95% CI]':>22} {'gen tok/prob':>12} {'verif':>7} {'FLOPs/prob':>10} {'vs first cell [95% CI]':>24}"
     lines = [head, "-" * len(head)]
     for r in rows:
         acc = "-" if r.accuracy is None else f"{r.accuracy:.3f} [{r.acc_lo:.3f}, {r.acc_hi:.3f}]"
         diff = "-" if r.diff is None else f"{r.diff:+.3f} [{r.diff_lo:+.3f}, {r.diff_hi:+.3f}]"
         flops = "-" if r.flops_per_problem is None else f"{r.flops_per_problem:.2e}"
-        lines.append(f"{r.cell[:28]:28} {r.problems:4d} {acc:>22} {r.gen_tokens_per_problem:12.1f} {r.verifier_calls:7.0f} {flops:>10} {diff:>24}")
+        how = "sub" if r.source.startswith("subsampled") else "run"
+        lines.append(f"{r.cell[:28]:28} {how:>4} {r.problems:4d} {acc:>22} {r.gen_tokens_per_problem:12.1f} {r.verifier_calls:7.0f} {flops:>10} {diff:>24}")
     return "\n".join(lines)
