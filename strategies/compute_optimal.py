@@ -5,7 +5,9 @@ The table (`policy:`, a JSON file `ponder sweep` writes) holds the wave's strate
 that may be chosen, and per budget (generated tokens per problem) the cell for each predicted
 level: the size of the wave's largest group of agreeing answers, 0 .. w. The wave is a sub-run
 that spends from the problem's budgets like the chosen cell after it, so its tokens count in the
-same ledger; the cell `wave` answers with the wave's own vote and spends nothing more.
+same ledger; the cell `wave` answers with the wave's own vote and spends nothing more. A chosen
+best-of-n majority cell of the wave's own setting with n > w keeps the wave's samples and draws
+only n - w more (the vote is over all n), as the sweep's fit assumed.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..records.result import Result
 from ..runtime.context import Context
+from ..verifiers.voting import select_async
 from .base import Configured, StrategyConfig, StrategySpec, chosen_candidate, vote_share
 
 WAVE = "wave"  # the choice that keeps the wave's own answer
@@ -55,6 +58,17 @@ class Policy(BaseModel):
         if not fitting:
             raise ValueError(f"budget {tokens}: below every fitted budget ({', '.join(str(a.tokens) for a in self.budgets)})")
         return max(fitting, key=lambda a: a.tokens)
+
+
+def extra_samples(wave: StrategySpec, cell: StrategySpec) -> int | None:
+    """How many samples `cell` adds to the wave when it is best-of-n majority at the wave's
+    setting with a larger n (its vote then counts the wave's samples too); None otherwise."""
+    if wave.name != "best_of_n" or cell.name != "best_of_n":
+        return None
+    a, b = wave.build().config.model_dump(), cell.build().config.model_dump()
+    if a.pop("n") >= (n := b.pop("n")) or a != b or b["selection"] != "majority":
+        return None
+    return n - wave.build().config.n  # type: ignore[attr-defined]
 
 
 @lru_cache(maxsize=16)
@@ -95,6 +109,7 @@ class ComputeOptimal(Configured[ComputeOptimalConfig]):
         self.wave = policy.wave.build()
         chosen = {*self.allocation.choice.values(), self.allocation.default} - {WAVE}
         self.cells = {name: policy.cells[name].build() for name in sorted(chosen)}
+        self.extra = {name: extra_samples(policy.wave, policy.cells[name]) for name in self.cells}
         # per instance: a chosen cell that searches with a scorer needs one
         self.needs_scorer = any(getattr(s, "needs_scorer", False) for s in self.cells.values())  # type: ignore[misc]
 
@@ -103,8 +118,15 @@ class ComputeOptimal(Configured[ComputeOptimalConfig]):
         share = await vote_share(wave.candidates, wave.answer)
         level = round(share * len(wave.candidates))
         name = self.allocation.choice.get(level, self.allocation.default)
-        result = wave if name == WAVE or ctx.exhausted() else await ctx.run(self.cells[name], seed=1)
         names = [WAVE, *self.cells]
         metrics = {"level": level, "cell": names.index(name), "wave_tokens": wave.ledger.generated_tokens}
-        chosen = chosen_candidate(result)
-        return ctx.result(self.name, chosen, [*result.candidates] or [chosen], metrics)
+        if name == WAVE or ctx.exhausted():
+            return ctx.result(self.name, chosen_candidate(wave), [*wave.candidates], metrics)
+        extra = self.extra[name]
+        if extra is None:
+            result = await ctx.run(self.cells[name], seed=1)
+            chosen = chosen_candidate(result)
+            return ctx.result(self.name, chosen, [*result.candidates] or [chosen], metrics)
+        more = await ctx.run("best_of_n", seed=1, **{**self.cells[name].config.model_dump(), "n": extra})
+        candidates = [*wave.candidates, *more.candidates]
+        return ctx.result(self.name, await select_async(candidates, "majority"), candidates, metrics)

@@ -142,10 +142,12 @@ def test_best_of_n_cells_at_smaller_n_are_subsampled_from_the_largest(tmp_path, 
     assert float(rows["bon-n8"]["accuracy"]) == round(sum(r["correct"] for r in records) / 10, 4)
 
 
-def _brute_majority(answers: list[str | None], reference: str, k: int) -> Fraction:
-    """Every k-subset voted by the real clustering; a tie between t groups counts 1/t."""
+def _brute_majority(answers: list[str | None], reference: str, k: int, keep: int = 0) -> Fraction:
+    """The first `keep` answers and every k-subset of the others, voted by the real clustering;
+    a tie between t groups counts 1/t."""
     total, count = Fraction(0), 0
-    for subset in itertools.combinations(answers, k):
+    for drawn in itertools.combinations(answers[keep:], k):
+        subset = (*answers[:keep], *drawn)
         count += 1
         groups = clusters([Candidate(text=a or "", answer=a or "") for a in subset])
         if not groups:
@@ -166,6 +168,11 @@ def test_subsampled_majority_and_pass_at_k_equal_brute_force_over_all_subsets(an
         assert majority_at_k(votes, k) == pytest.approx(float(_brute_majority(answers, "7", k)), abs=1e-12)
         some_right = [any(a is not None and equivalent(a, "7") for a in s) for s in itertools.combinations(answers, k)]
         assert pass_at_k(votes.n, votes.correct, k) == pytest.approx(sum(some_right) / len(some_right), abs=1e-12)
+    # a first wave kept in hand (compute_optimal's fit): the wave and k more of the rest
+    for keep in (1, 3):
+        held = Votes.of(answers, "7", keep=keep)
+        for k in range(0, len(answers) - keep + 1):
+            assert majority_at_k(held, k) == pytest.approx(float(_brute_majority(answers, "7", k, keep)), abs=1e-12)
 
 
 def test_a_cells_interval_is_the_bootstrap_of_its_problems_against_a_known_case(tmp_path, monkeypatch):
@@ -189,11 +196,13 @@ def test_a_cells_interval_is_the_bootstrap_of_its_problems_against_a_known_case(
 
 def _policy(tmp: Path) -> Path:
     wave = {"name": "best_of_n", "config": {"n": 4, "temperature": 0.8, "max_tokens": 64}}
-    wide = {"name": "best_of_n", "config": {"n": 8, "temperature": 0.8, "max_tokens": 64}}
+    wide = {"name": "best_of_n", "config": {"n": 8, "temperature": 0.8, "max_tokens": 64}}  # the wave's setting: adds 4
+    fresh = {"name": "best_of_n", "config": {"n": 8, "temperature": 0.6, "max_tokens": 64}}  # another setting: 8 of its own
     path = tmp / "policy.json"
-    path.write_text(json.dumps({"wave": wave, "cells": {"wide": wide}, "budgets": [
+    path.write_text(json.dumps({"wave": wave, "cells": {"wide": wide, "fresh": fresh}, "budgets": [
         {"tokens": 50, "choice": {"4": "wave"}, "default": "wave"},
-        {"tokens": 500, "choice": {"4": "wave", "1": "wide"}, "default": "wide"}]}))
+        {"tokens": 500, "choice": {"4": "wave", "1": "wide"}, "default": "wide"},
+        {"tokens": 900, "choice": {"4": "wave", "1": "fresh"}, "default": "fresh"}]}))
     return path
 
 
@@ -203,22 +212,26 @@ def _by_difficulty(call) -> str:
     return f"The answer is \\boxed{{{answer}}}."
 
 
-@pytest.mark.parametrize("question,level,cell,requests", [("easy: 3 + 4?", 4, 0, 4), ("hard: 3 + 4?", 1, 1, 12)])
-async def test_compute_optimal_dispatches_by_the_waves_agreement(tmp_path, question, level, cell, requests):
+SAMPLE = len("The answer is \\boxed{7}.") + 1  # tokens of one sample: characters and EOS
+
+
+@pytest.mark.parametrize("question,budget,level,requests,candidates", [
+    ("easy: 3 + 4?", 500, 4, 4, 4),  # all four agree: the wave's answer, nothing more
+    ("hard: 3 + 4?", 500, 1, 8, 8),  # `wide`: four more samples, the vote over all eight
+    ("hard: 3 + 4?", 900, 1, 12, 8),  # `fresh`: eight samples of its own after the wave
+    ("hard: 3 + 4?", 120, 1, 4, 4),  # below 500 the budget-50 table applies: the wave alone
+])
+async def test_compute_optimal_dispatches_by_the_waves_agreement(tmp_path, question, budget, level, requests, candidates):
     from ponder.backends.scripted import ScriptedBackend
     from ponder.records.problem import Problem
     from ponder.runtime.solver import Solver
     from ponder.strategies.base import make_strategy
 
-    strategy = make_strategy("compute_optimal", policy=str(_policy(tmp_path)), budget=500)
+    strategy = make_strategy("compute_optimal", policy=str(_policy(tmp_path)), budget=budget)
     r = await Solver(ScriptedBackend(_by_difficulty), strategy).solve(Problem(id="p", question=question, answer="7"))
-    assert (r.metrics["level"], r.metrics["cell"]) == (level, cell)
-    assert r.ledger.requests == requests  # the wave's 4, then the chosen cell's
-    assert r.metrics["wave_tokens"] == 4 * len("The answer is \\boxed{7}.") + 4  # each sample ends in EOS
-    assert r.ledger.generated_tokens >= r.metrics["wave_tokens"] * requests / 4
-    # below 500 tokens the budget-50 table applies: the wave's answer, whatever the level
-    low = make_strategy("compute_optimal", policy=str(_policy(tmp_path)), budget=120)
-    assert (await Solver(ScriptedBackend(_by_difficulty), low).solve(Problem(id="p", question=question, answer="7"))).ledger.requests == 4
+    assert r.metrics["level"] == level and r.metrics["cell"] == (0 if requests == 4 else 1)
+    assert r.ledger.requests == requests and len(r.candidates) == candidates
+    assert r.metrics["wave_tokens"] == 4 * SAMPLE and r.ledger.generated_tokens == requests * SAMPLE
 
 
 async def test_compute_optimal_charges_its_first_wave_to_the_problems_budget(tmp_path):
@@ -228,16 +241,15 @@ async def test_compute_optimal_charges_its_first_wave_to_the_problems_budget(tmp
     from ponder.runtime.solver import Solver
     from ponder.strategies.base import make_strategy
 
-    strategy = make_strategy("compute_optimal", policy=str(_policy(tmp_path)), budget=500)
-    sample = len("The answer is \\boxed{7}.") + 1
-    cap = 4 * sample + 3 * sample  # the wave and three of the wide cell's eight samples
+    strategy = make_strategy("compute_optimal", policy=str(_policy(tmp_path)), budget=900)
+    cap = 4 * SAMPLE + 3 * SAMPLE  # the wave and three of the fresh cell's eight samples
     r = await Solver(ScriptedBackend(_by_difficulty), strategy, budget=Budget(generated_tokens=cap)).solve(
         Problem(id="p", question="hard: 3 + 4?", answer="7"))
-    assert r.metrics["wave_tokens"] == 4 * sample and r.metrics["cell"] == 1
+    assert r.metrics["wave_tokens"] == 4 * SAMPLE and r.metrics["cell"] == 1
     # the wave's tokens and the cell's, within one budget: the cell got what the wave left
     cell_tokens = sum(c.tokens for c in r.candidates)
-    assert len(r.candidates) == 8 and 0 < cell_tokens <= cap - 4 * sample
-    assert r.ledger.generated_tokens == 4 * sample + cell_tokens <= cap
+    assert len(r.candidates) == 8 and 0 < cell_tokens <= cap - 4 * SAMPLE
+    assert r.ledger.generated_tokens == 4 * SAMPLE + cell_tokens <= cap
     with pytest.raises(ValueError, match="below every fitted budget"):
         make_strategy("compute_optimal", policy=str(_policy(tmp_path)), budget=10)
 

@@ -6,6 +6,9 @@ on the fitting problems of that level among those whose cost there, the wave inc
 within the budget (ties: the cheaper). Only cells that differ from the sampling cell in their
 strategy alone are candidates: the compute_optimal strategy runs them as sub-runs under one
 run's scorer, prompt and budgets. `wave` (answer with the wave's vote) is always a candidate.
+A best-of-n majority cell at the wave's setting with n > w keeps the wave's samples, as the
+strategy does: its accuracy on a problem is the exact expectation of a vote over the wave and
+n - w more of the run's other samples, its cost the wave's tokens times n / w.
 """
 
 from __future__ import annotations
@@ -14,13 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from ...strategies.compute_optimal import WAVE, Allocation, Policy
+from ...strategies.compute_optimal import WAVE, Allocation, Policy, extra_samples
 from ...runtime.strategy import StrategySpec
 from ..run_config import RunConfig, StrategySection
 from ..stats import Interval, bootstrap_mean, paired_difference
 from .difficulty import Wave, is_fit
 from .outcomes import Outcome
 from .plan import Cell
+from .subsample import Votes, majority_at_k
 from .summary import graded
 
 
@@ -38,20 +42,28 @@ def fit(sampler: Outcome, outcomes: Sequence[Outcome], waves: dict[str, Wave], b
     ids = [i for i in waves if is_fit(i)]
     if not ids:
         raise ValueError("no fitting problems with a first wave: the sweep needs more problems")
-    run_tokens = {str(r["id"]): float(r["tokens"]["generated"]) for r in sampler.records}
-    wave_cost = {i: run_tokens[i] * waves[i].share for i in ids}
+    wave_spec = StrategySpec(name="best_of_n", config={**sampler.cell.config.strategy.config, "n": w})
     candidates = [o for o in outcomes if same_but_strategy(o.cell.config, sampler.cell.config)]
-    values = {o.cell.name: graded(o) for o in candidates}
-    costs = {o.cell.name: {str(r["id"]): float(r["tokens"]["generated"]) for r in o.records} for o in candidates}
+    specs = {o.cell.name: StrategySpec(name=o.cell.config.strategy.name, config=o.cell.config.strategy.config) for o in candidates}
+    run = {str(r["id"]): r for r in sampler.records}
+    wave_cost = {i: float(run[i]["tokens"]["generated"]) * waves[i].share for i in ids}
+    values: dict[str, dict[str, float]] = {}
+    costs: dict[str, dict[str, float]] = {}
+    for o in candidates:
+        extra = extra_samples(wave_spec, specs[o.cell.name])
+        if extra is None:  # run after the wave, on samples of its own
+            values[o.cell.name] = graded(o)
+            costs[o.cell.name] = {str(r["id"]): wave_cost.get(str(r["id"]), 0.0) + float(r["tokens"]["generated"]) for r in o.records}
+        else:  # the wave's samples kept, `extra` more drawn from the rest of the run's
+            values[o.cell.name] = {i: majority_at_k(Votes.of(run[i]["candidates"], run[i]["reference"], keep=w), extra) for i in ids}
+            costs[o.cell.name] = {i: wave_cost[i] * (w + extra) / w for i in ids}
 
     def options(group: list[str]) -> list[tuple[float, float, str]]:
-        """(accuracy, cost, cell) on `group`, the wave alone first."""
+        """(accuracy, cost with the wave, cell) on `group`, the wave alone first."""
         out = [(_mean([waves[i].right for i in group]), _mean([wave_cost[i] for i in group]), WAVE)]
-        for o in candidates:
-            have = [i for i in group if i in values[o.cell.name]]
-            if len(have) == len(group):
-                out.append((_mean([values[o.cell.name][i] for i in have]),
-                            _mean([wave_cost[i] + costs[o.cell.name][i] for i in have]), o.cell.name))
+        for name in values:
+            if all(i in values[name] and i in costs[name] for i in group):
+                out.append((_mean([values[name][i] for i in group]), _mean([costs[name][i] for i in group]), name))
         return out
 
     def best(group: list[str], budget: float) -> str:
@@ -64,9 +76,7 @@ def fit(sampler: Outcome, outcomes: Sequence[Outcome], waves: dict[str, Wave], b
         Allocation(tokens=b, choice={lv: best([i for i in ids if waves[i].level == lv], b) for lv in levels}, default=best(ids, b))
         for b in budgets if b > 0
     ]
-    wave_spec = StrategySpec(name="best_of_n", config={**sampler.cell.config.strategy.config, "n": w})
-    cells = {o.cell.name: StrategySpec(name=o.cell.config.strategy.name, config=o.cell.config.strategy.config) for o in candidates}
-    return Policy(wave=wave_spec, cells=cells, budgets=table)
+    return Policy(wave=wave_spec, cells=specs, budgets=table)
 
 
 def write_policy(policy: Policy, path: Path) -> Path:

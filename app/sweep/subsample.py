@@ -29,11 +29,14 @@ from ...verifiers.voting import clusters
 
 @dataclass(frozen=True)
 class Votes:
-    """One problem's n samples as the vote sees them."""
+    """One problem's samples as the vote sees them: a pool to draw from (group sizes, and
+    samples without an answer) and, per group, the votes already in hand (`fixed`: a first
+    wave that every draw keeps)."""
 
-    groups: tuple[int, ...]  # size of each group of equivalent answers
+    groups: tuple[int, ...]  # pool samples in each group of equivalent answers
     right: tuple[bool, ...]  # whether each group's answer is right
-    unanswered: int  # samples without an answer
+    unanswered: int  # pool samples without an answer
+    fixed: tuple[int, ...] = ()  # votes in hand per group (none when empty)
 
     @property
     def n(self) -> int:
@@ -44,43 +47,54 @@ class Votes:
         return sum(s for s, r in zip(self.groups, self.right) if r)
 
     @classmethod
-    def of(cls, answers: Sequence[str | None], reference: str) -> "Votes":
+    def of(cls, answers: Sequence[str | None], reference: str, keep: int = 0) -> "Votes":
         """Groups as majority selection forms them (verifiers.voting.clusters), each graded by
-        its first answer as the run grades the selected one."""
+        its first answer as the run grades the selected one; the first `keep` samples are in
+        hand, the others the pool."""
         cands = [Candidate(text=a or "", answer=a or "") for a in answers]
         groups = clusters(cands)
         right = tuple(equivalent(cands[g[0]].answer, reference) for g in groups)
-        return cls(tuple(len(g) for g in groups), right, len(cands) - sum(len(g) for g in groups))
+        fixed = tuple(sum(i < keep for i in g) for g in groups)
+        pool = tuple(len(g) - f for g, f in zip(groups, fixed))
+        answered = sum(len(g) for g in groups)
+        return cls(pool, right, len(cands) - answered - (keep - sum(fixed)), fixed if keep else ())
 
 
 def majority_at_k(votes: Votes, k: int) -> float:
-    """The expected accuracy of a majority vote over k of the n samples (exact)."""
+    """The expected accuracy of a majority vote over k samples drawn from the pool, with the
+    votes in hand (exact)."""
     n = votes.n
-    if not 1 <= k <= n:
+    if not 0 <= k <= n or (k == 0 and not any(votes.fixed)):
         raise ValueError(f"majority@{k}: expected 1 <= k <= n = {n}")
+    fixed = votes.fixed or (0,) * len(votes.groups)
     total = Fraction(0)
     for g, (size, right) in enumerate(zip(votes.groups, votes.right)):
         if not right:
             continue
-        others = [s for h, s in enumerate(votes.groups) if h != g]
-        for x in range(1, min(size, k) + 1):
-            ways = _others_below(others, x, k - x)
+        others = [(s, f) for h, (s, f) in enumerate(zip(votes.groups, fixed)) if h != g]
+        for x in range(0, min(size, k) + 1):
+            top = x + fixed[g]
+            if top == 0:
+                continue
+            ways = _others_below(others, top, k - x)
             for (drawn, ties), count in ways.items():
                 rest = k - x - drawn
                 total += Fraction(comb(size, x) * count * comb(votes.unanswered, rest), 1 + ties)
     return float(total / comb(n, k))
 
 
-def _others_below(sizes: list[int], x: int, room: int) -> dict[tuple[int, int], int]:
-    """Ways to draw from groups of `sizes` at most `room` samples in all with at most x from
-    each: {(samples drawn, groups drawn exactly x times): ways}."""
+def _others_below(groups: list[tuple[int, int]], top: int, room: int) -> dict[tuple[int, int], int]:
+    """Ways to draw from the other groups ((pool size, votes in hand) each) at most `room`
+    samples in all, leaving none above `top` votes: {(samples drawn, groups at exactly top): ways}."""
     ways = {(0, 0): 1}
-    for s in sizes:
+    for size, held in groups:
+        if held > top:
+            return {}
         nxt: dict[tuple[int, int], int] = {}
         for (drawn, ties), count in ways.items():
-            for y in range(0, min(s, x, room - drawn) + 1):
-                key = (drawn + y, ties + (y == x))
-                nxt[key] = nxt.get(key, 0) + count * comb(s, y)
+            for y in range(0, min(size, top - held, room - drawn) + 1):
+                key = (drawn + y, ties + (y + held == top))
+                nxt[key] = nxt.get(key, 0) + count * comb(size, y)
         ways = nxt
     return ways
 
