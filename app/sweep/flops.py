@@ -18,6 +18,9 @@ from typing import Any
 from ..run_config import BackendSection, RunConfig
 
 
+NO_MODEL = {"arithmetic", "confidence"}  # the step checker runs no model; confidence reads the policy's logprobs
+
+
 @lru_cache(maxsize=None)
 def folder_parameters(folder: Path) -> int | None:
     files = sorted(folder.glob("*.safetensors"))
@@ -61,13 +64,15 @@ class Compute:
     def of(cls, config: RunConfig) -> "Compute":
         policy = parameters(config.backend)
         scorer: int | None = 0
-        if config.scorer is not None:
+        if config.scorer is not None and config.scorer.name not in NO_MODEL:
             from ...verifiers import SCORERS
 
             if config.scorer.backend is not None:
                 scorer = parameters(config.scorer.backend)
             elif getattr(SCORERS.load(config.scorer.name), "needs_backend", False):
                 scorer = policy  # it reads the policy's own engine
+            else:
+                scorer = None  # a model of its own that no section here describes: not counted
         return cls(policy, scorer)
 
     def flops(self, record: dict[str, Any]) -> float | None:
