@@ -28,17 +28,18 @@ def plot(rows: Sequence[Row], path: Path, title: str, extra: Sequence[Row] = ())
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5))
-    by_strategy: dict[str, list[Row]] = {}
+    by_series: dict[str, list[Row]] = {}
     for r in rows:
         if r.accuracy is not None and r.gen_tokens_per_problem > 0:
-            by_strategy.setdefault(r.strategy, []).append(r)
-    for strategy, group in sorted(by_strategy.items()):
+            by_series.setdefault(r.series, []).append(r)
+    for series, group in by_series.items():
+        group = sorted(group, key=lambda r: r.gen_tokens_per_problem)
         xs = [r.gen_tokens_per_problem for r in group]
         ys = [r.accuracy for r in group]
         err = [[r.accuracy - r.acc_lo for r in group], [r.acc_hi - r.accuracy for r in group]]  # type: ignore[operator]
-        ax.errorbar(xs, ys, yerr=err, fmt="o", capsize=3, alpha=0.8, label=strategy)
+        ax.errorbar(xs, ys, yerr=err, fmt="o-" if len(group) > 1 else "o", capsize=3, alpha=0.8, label=series)
         for r, x, y in zip(group, xs, ys):
-            ax.annotate(r.cell, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=6)
+            ax.annotate(r.cell.removeprefix(series).lstrip("-") or r.cell, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=6)
     front = [r for r in pareto(rows) if r.gen_tokens_per_problem > 0]
     if front:
         ax.plot([r.gen_tokens_per_problem for r in front], [r.accuracy for r in front], "k--", lw=1, label="Pareto frontier")
@@ -51,7 +52,7 @@ def plot(rows: Sequence[Row], path: Path, title: str, extra: Sequence[Row] = ())
     ax.set_ylabel("accuracy (95% bootstrap interval)")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    if by_strategy or extra:
+    if by_series or extra:
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -90,6 +90,7 @@ class Cell:
     config: RunConfig
     values: tuple[tuple[str, Any], ...]  # the axis values that made it
     derived_from: str | None = None
+    series: str = ""  # the cells that differ only in the last grid axis share it (one line in the plot)
 
     @property
     def k(self) -> int:
@@ -149,7 +150,7 @@ def load_sweep(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
     import_config_modules(base_path, base)
     directory = Path(base.get("output_dir", "runs")) / spec.name
     cells: list[Cell] = []
-    for name, values in _expand(spec):
+    for name, values, series in _expand(spec):
         data = copy.deepcopy(base)
         try:
             for key, value in values:
@@ -160,7 +161,7 @@ def load_sweep(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
             raise ValueError(f"{path}: cell {name}: {describe(e)}") from None
         except ValueError as e:
             raise ValueError(f"{path}: cell {name}: {e}") from None
-        cells.append(Cell(name, config, tuple(values)))
+        cells.append(Cell(name, config, tuple(values), series=series))
     seen: set[str] = set()
     for c in cells:
         if c.name in seen:
@@ -174,8 +175,8 @@ def load_sweep(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
     return sweep
 
 
-def _expand(spec: SweepConfig) -> list[tuple[str, list[tuple[str, Any]]]]:
-    """(cell name, [(dotted key, value)]) for every cell, in file order."""
+def _expand(spec: SweepConfig) -> list[tuple[str, list[tuple[str, Any]], str]]:
+    """(cell name, [(dotted key, value)], series) for every cell, in file order."""
     variants = spec.variants or [Variant(name="", grid=spec.grid)]
     out = []
     for v in variants:
@@ -184,7 +185,8 @@ def _expand(spec: SweepConfig) -> list[tuple[str, list[tuple[str, Any]]]]:
         for combo in itertools.product(*(v.grid[k] for k in keys)):
             parts = [v.name] if v.name else []
             parts += [f"{short[k]}{_plain(value)}" for k, value in zip(keys, combo)]
-            out.append(("-".join(parts) or "base", [*v.set.items(), *zip(keys, combo)]))
+            name = "-".join(parts) or "base"
+            out.append((name, [*v.set.items(), *zip(keys, combo)], "-".join(parts[:-1]) if keys else name))
     return out
 
 
@@ -222,5 +224,5 @@ def derive(cells: list[Cell]) -> list[Cell]:
     for c in cells:
         key = sampling_family(c.config)
         top = largest.get(key) if key is not None else None
-        out.append(Cell(c.name, c.config, c.values, top.name) if top is not None and top is not c else c)
+        out.append(Cell(c.name, c.config, c.values, top.name, c.series) if top is not None and top is not c else c)
     return out

@@ -18,6 +18,7 @@ from .outcomes import Outcome
 class Row:
     cell: str
     strategy: str
+    series: str  # cells differing only in the last grid axis (a line in the plot)
     source: str
     problems: int
     accuracy: float | None
@@ -73,7 +74,8 @@ def make_row(outcome: Outcome, baseline: Outcome | None) -> Row:
     known = [f for f in flops if f is not None]
     r4 = lambda x: None if x is None else round(x, 4)  # noqa: E731
     return Row(
-        cell=outcome.cell.name, strategy=outcome.cell.config.strategy.name, source=outcome.source, problems=len(recs),
+        cell=outcome.cell.name, strategy=outcome.cell.config.strategy.name, series=outcome.cell.series or outcome.cell.name,
+        source=outcome.source, problems=len(recs),
         accuracy=r4(acc.point if acc else None), acc_lo=r4(acc.lo if acc else None), acc_hi=r4(acc.hi if acc else None),
         coverage=coverage(recs), gen_tokens_per_problem=round(sum(r["tokens"]["generated"] for r in recs) / n, 1),
         verifier_calls=round(sum(r["verifier_calls"] for r in recs), 1), engine_requests=round(sum(r["requests"] for r in recs), 1),
