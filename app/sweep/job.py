@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from ..run_config import BackendSection
 from ..shard import Shard
 from ..store import RunStore
 from ..terminal import Terminal
-from .difficulty import is_fit, oracle_bins, pass_rates, per_bin, sampling_cell, waves
+from .difficulty import BinRow, is_fit, oracle_bins, pass_rates, per_bin, sampling_cell, waves
 from .frontier import plot
 from .outcomes import Outcome, elapsed, read_outcomes
 from .plan import Cell, Sweep
@@ -126,9 +126,10 @@ class Analysis:
     rows: list[Row]
     comparisons: list[Comparison]
     files: list[Path]
+    bins: list[BinRow] = field(default_factory=list)
 
     def text(self) -> str:
-        return "\n".join([table(self.rows), *(c.line() for c in self.comparisons)])
+        return "\n".join([table(self.rows), *bin_table(self.bins), *(c.line() for c in self.comparisons)])
 
 
 def analyse(sweep: Sweep) -> Analysis:
@@ -142,17 +143,34 @@ def analyse(sweep: Sweep) -> Analysis:
     files = [write_csv(rows, sweep.directory / "summary.csv"),
              plot(cells, sweep.directory / "frontier.png", f"sweep {sweep.name}", extra=rows[len(outcomes):])]
     comparisons: list[Comparison] = []
+    binned: list[BinRow] = []
     if sweep.difficulty is not None:
         sampler = next((o for o in outcomes if o.cell.name == sampling_cell(sweep).name), None)
         if sampler is not None:
             bins = oracle_bins(pass_rates(sampler), sweep.difficulty.bins)
             levels = {i: w.level for i, w in waves(sampler, sweep.difficulty.wave).items()}
-            files.append(_write(per_bin([*outcomes, *optimal], bins, "oracle") + per_bin([*outcomes, *optimal], levels, "predicted"),
-                                sweep.directory / "bins.csv"))
+            binned = per_bin([*outcomes, *optimal], bins, "oracle") + per_bin([*outcomes, *optimal], levels, "predicted")
+            files.append(_write(binned, sweep.directory / "bins.csv"))
         comparisons = [c for c in (compare(o, outcomes) for o in optimal) if c is not None]
         if comparisons:
             files.append(_write(comparisons, sweep.directory / "compute_optimal.csv"))
-    return Analysis(rows, comparisons, files)
+    return Analysis(rows, comparisons, files, binned)
+
+
+def bin_table(rows: list[BinRow]) -> list[str]:
+    """Accuracy per oracle bin (1 the easiest), a column per bin and a line per cell."""
+    oracle = [r for r in rows if r.kind == "oracle"]
+    if not oracle:
+        return []
+    bins = sorted({r.bin for r in oracle})
+    cells = list(dict.fromkeys(r.cell for r in oracle))
+    at = {(r.cell, r.bin): r for r in oracle}
+    sizes = {b: max(r.problems for r in oracle if r.bin == b and not r.cell.startswith("compute_optimal")) for b in bins}
+    head = f"{'accuracy by oracle bin':28} " + " ".join(f"{f'bin {b} ({sizes[b]})':>11}" for b in bins)
+    lines = ["", head, "-" * len(head)]
+    for c in cells:
+        lines.append(f"{c[:28]:28} " + " ".join(f"{at[(c, b)].accuracy:11.3f}" if (c, b) in at else f"{'-':>11}" for b in bins))
+    return lines
 
 
 def optimal_outcomes(sweep: Sweep) -> list[Outcome]:
