@@ -272,3 +272,15 @@ def in_process(plan, shard=None):
     """`ponder sweep` without the subprocess: the job's own functions."""
     asyncio.run(run_sweep(plan, plan_runs(plan, False, None, shard), resume=False, progress=False, terminal=None, shard=shard))
     return analyse(plan)
+
+
+def test_set_in_the_file_and_on_the_command_line_change_the_base_of_every_cell(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(HERE))
+    path = write_sweep(tmp_path, "name: b\nbase: base.yaml\nset: {concurrency: 3, strategy.config.max_tokens: 40}\n"
+                                 "grid: {strategy.config.temperature: [0.0, 0.5]}\n")
+    plan = load_sweep(path, ["strategy.config.max_tokens=32"])
+    assert [(c.name, c.config.concurrency, c.config.strategy.config["max_tokens"]) for c in plan.cells] == [
+        ("temperature0.0", 3, 32), ("temperature0.5", 3, 32)]
+    assert {c.config.output_dir for c in plan.cells} == {str(tmp_path / "runs" / "b")}
+    with pytest.raises(ValueError, match=r"sweep.yaml: cell temperature0.0: strategy: .*field 'max_tokens'"):
+        load_sweep(path, ["strategy.config.max_tokens=0"])
