@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ...records.problem import Problem
-from ...strategies.compute_optimal import read_policy
+from ...strategies.compute_optimal import Policy, read_policy
 from ..batch import CompletedRun, execute, prepare, run_dir
 from ..run_config import BackendSection
 from ..shard import Shard
@@ -108,7 +108,7 @@ async def run_optimal(
     return out
 
 
-def fit_policy(sweep: Sweep, outcomes: list[Outcome]) -> tuple[Any, Path] | None:
+def fit_policy(sweep: Sweep, outcomes: list[Outcome]) -> tuple[Policy, Path] | None:
     """Fit and write SWEEP_DIR/policy.json; None without `difficulty:` or a sampling run."""
     if sweep.difficulty is None:
         return None

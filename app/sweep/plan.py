@@ -46,8 +46,14 @@ class DifficultyConfig(_Strict):
     wave: int = Field(4, ge=1)  # first-wave samples that predict a problem's difficulty
     bins: int = Field(5, ge=2)  # oracle bins: quantiles of the pass rate
     cell: str | None = None  # the sampling cell giving pass rates and waves (default: the largest)
-    budgets: list[float] = Field(default_factory=list)  # generated tokens per problem (default: every cell's cost)
+    budgets: list[float] = Field(default_factory=list)  # generated tokens per problem (run: false: default every cell's cost)
     run: bool = True  # run compute_optimal on the held-out problems once the fit is written
+
+    @model_validator(mode="after")
+    def _budgets_to_run(self) -> "DifficultyConfig":
+        if self.run and not self.budgets:
+            raise ValueError("budgets: list the generated tokens per problem to run compute_optimal at (or run: false)")
+        return self
 
 
 class SweepConfig(_Strict):
