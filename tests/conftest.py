@@ -34,6 +34,8 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.engine)
         if "vllm_server" in fixtures:
             item.add_marker(pytest.mark.server)
+        if "browser" in fixtures:
+            item.add_marker(pytest.mark.browser)
 
 
 @pytest.fixture(scope="session")
@@ -79,3 +81,21 @@ def data_dir(tmp_path_factory) -> Path:
         (root / name).mkdir()
         (root / name / "test.jsonl").write_bytes(gzip.decompress(builtin_file(name, None).read_bytes()))
     return root
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian chromium driven by Playwright, one for the session (Playwright never
+    downloads a browser here: `make install` installs the distribution's package)."""
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    path = shutil.which("chromium")
+    if path is None:
+        raise RuntimeError("no chromium on PATH: `make install` installs it (apt-get install chromium)")
+    with sync_playwright() as p:
+        # --no-sandbox: the suite runs as root in CI, where chromium's sandbox refuses to start
+        b = p.chromium.launch(executable_path=path, args=["--no-sandbox"])
+        yield b
+        b.close()

@@ -78,7 +78,7 @@
     const wrong = $("#f-wrong").checked, errors = $("#f-errors").checked;
     const text = $("#f-text").value.trim().toLowerCase();
     return rows.filter((r) => (!wrong || r.correct === false) && (!errors || !!r.error) &&
-      (!text || [r.id, r.answer, r.reference, r.error].some((v) => v !== null && v !== undefined && String(v).toLowerCase().includes(text))));
+      (!text || [r.id, r.answer, r.reference, r.error, r.question].some((v) => v !== null && v !== undefined && String(v).toLowerCase().includes(text))));
   }
 
   function sortKey(r, key, kind) {
@@ -197,6 +197,7 @@
       if (!row) continue;
       const col = el("div", { class: "tree-col", "data-run": String(i) },
         el("h3", { text: DATA.runs[i].name }),
+        row.question ? el("p", { class: "question", text: `${row.strategy} at ${row.at}: ${row.question}` }) : "",
         el("p", { class: "facts", text: `answer ${fmt(row.answer)} · reference ${fmt(row.reference)} · correct ${fmt(row.correct)} · ` +
           `${fmt(row.generated)} generated tokens · ${fmt(row.verifier_calls)} verifier calls · ${fmt(row.wall_s, 2)} s` + (row.error ? ` · error: ${row.error}` : "") }));
       if (row.chunk === null) {
@@ -211,6 +212,7 @@
     if (!cols.length) cols.push(el("p", { class: "missing", text: `no run has a problem ${id}` }));
     trees.replaceChildren(...cols);
     trees.dataset.ready = id;
+    performance.mark("ponder-tree");
     section.scrollIntoView({ block: "start" });
   }
 
@@ -237,6 +239,7 @@
     window.addEventListener("hashchange", fromAddress);
     fromAddress();
     document.documentElement.dataset.ready = "1";
+    performance.mark("ponder-ready"); // bench/view.py reads when the page became interactive
   } catch (err) {
     fail(err);
   }
