@@ -17,7 +17,10 @@ from ponder.app.run_config import load_run_config
 from ponder.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
+ALL_CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
+# configs/ also holds the configs of other commands; a run config is one with a `strategy:`
+OTHER_COMMANDS = {"sweeps/chain_sum.yaml": "ponder sweep", "value/smollm2-135m-instruct-value.yaml": "ponder value train"}
+CONFIGS = [p for p in ALL_CONFIGS if "strategy" in yaml.safe_load(p.read_text())]
 
 
 def ponder(*args: str):
@@ -27,6 +30,8 @@ def ponder(*args: str):
 def test_configs_are_found():
     names = {p.relative_to(ROOT / "configs").as_posix() for p in CONFIGS}
     assert {"demo/greedy.yaml", "custom/until_agree.yaml", "math500_best_of_n.yaml"} <= names
+    others = {p.relative_to(ROOT / "configs").as_posix() for p in ALL_CONFIGS} - names
+    assert others == set(OTHER_COMMANDS), "a config without `strategy:` is not a run config: name the command that reads it in OTHER_COMMANDS"
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.relative_to(ROOT / "configs").as_posix())

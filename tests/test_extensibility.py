@@ -1,5 +1,5 @@
 """Strategies and scorers from outside the package: registered by decorator or call, imported by
-a run config, installed as entry points; the README's example runs as written."""
+a run config, installed as entry points; the example of docs/custom-strategies.md runs as written."""
 
 from __future__ import annotations
 
@@ -28,21 +28,23 @@ from ponder.verifiers import make_scorer
 from .test_cli import PONDER
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+PAGE = README.parent / "docs" / "custom-strategies.md"
 PROBLEM = Problem(id="q", question="What is 12 + 7?", answer="19")
+EXAMPLE = README.parent / "configs" / "custom" / "until_agree.py"  # the example config's strategy file
 
 
 def readme_example() -> str:
-    """The first Python block of the README's "Write your own strategy" section, as written."""
-    section = README.read_text().split("## Write your own strategy", 1)[1]
-    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
-
-
-EXAMPLE = README.parent / "configs" / "custom" / "until_agree.py"  # the example config's strategy file
+    """The strategy file docs/custom-strategies.md shows: its first Python block up to where it
+    runs the strategy on the scripted backend, then the file's own `__main__`, as written."""
+    block = re.search(r"```python\n(.*?)```", PAGE.read_text(), re.S).group(1)
+    strategy = block.split("\n\n\n# run here on the scripted test backend", 1)[0]
+    main = EXAMPLE.read_text().split("\n\nif __name__ == \"__main__\":", 1)[1]
+    return f"{strategy}\n\nif __name__ == \"__main__\":{main}"
 
 
 @pytest.fixture(scope="module")
 def user_dir(tmp_path_factory) -> Path:
-    """A user's folder holding the README's strategy as until_agree.py. In this process the
+    """A user's folder holding the docs' strategy as until_agree.py. In this process the
     same code is imported from configs/custom (one module: a name is registered once)."""
     assert EXAMPLE.read_text() == readme_example()
     import_module(str(EXAMPLE), README.parent)

@@ -12,7 +12,7 @@ from pathlib import Path
 import networkx as nx
 
 ROOT = Path(__file__).resolve().parents[1]
-# bottom to top; README.md's layout table says the same
+# bottom to top; docs/layout.md's table says the same
 ORDER = ["backends", "records", "verifiers", "runtime", "strategies", "app", "cli"]
 
 

@@ -21,7 +21,7 @@ def binomial_quantile(n: int, p: float, q: float) -> float:
 
 
 def test_interval_of_an_accuracy_is_at_the_binomial_quantiles():
-    outcomes = [1] * 9 + [0] * 16  # 25 problems at 36%: the README's example of +-19 points
+    outcomes = [1] * 9 + [0] * 16  # 25 problems at 36%: about +-19 points
     iv = bootstrap_mean(outcomes)
     assert iv.point == pytest.approx(0.36)
     assert iv.level == 0.95
