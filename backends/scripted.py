@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from dataclasses import dataclass
 from typing import AsyncIterator, Callable, Sequence
 
@@ -144,7 +145,15 @@ class ScriptedBackend:
             call = ScriptCall(self._tokenizer.decode(prompt), i, None if sampling.seed is None else sampling.seed + i, sampling)
             self.calls.append(call)
             plans.append(self._plan(prompt, call))
-        await asyncio.sleep(self._delay * max(len(p[0]) for p in plans))
+        started = time.monotonic()
+        try:
+            await asyncio.sleep(self._delay * max(len(p[0]) for p in plans))
+        except asyncio.CancelledError:
+            # as an engine does: each sample is aborted with the tokens it had generated so far
+            sent = int((time.monotonic() - started) / self._delay) if self._delay else 0
+            for i, (ids, _, _) in enumerate(plans):
+                self._meter.record(prefills[i] + Usage(generated_tokens=min(sent, len(ids))), aborted=True)
+            raise
         out = []
         for i, (ids, reason, hit) in enumerate(plans):
             self._remember(prompt + tuple(ids))

@@ -101,21 +101,32 @@ class VllmBackend:
     async def _sample(self, ids: list[int], sampling: Sampling) -> Completion:
         from vllm.inputs import TokensPrompt
 
-        final = None
+        # deltas, not the final output alone: a request cut short is recorded with the tokens it
+        # had generated, as the engine's own counters count them
+        final, cached = None, 0
+        token_ids: list[int] = []
+        texts: list[str] = []
+        logprobs: list[Any] | None = [] if sampling.logprobs is not None else None
         try:
-            async for out in self._engine.generate(TokensPrompt(prompt_token_ids=ids), self._params(sampling, "FINAL_ONLY"), f"g{next(self._ids)}"):
+            async for out in self._engine.generate(TokensPrompt(prompt_token_ids=ids), self._params(sampling, "DELTA"), f"g{next(self._ids)}"):
+                (o,) = out.outputs
+                token_ids += o.token_ids
+                texts.append(o.text)
+                if logprobs is not None and o.logprobs is not None:
+                    logprobs += o.logprobs
+                cached = out.num_cached_tokens or cached
                 final = out
         except asyncio.CancelledError:
-            self._meter.record(Usage(len(ids)), aborted=True)  # AsyncLLM aborts it in the engine
+            self._meter.record(Usage(len(ids), cached, len(token_ids)), aborted=True)  # AsyncLLM aborts it in the engine
             raise
-        if final is None:
-            raise RuntimeError("vLLM returned no output")
-        (o,) = final.outputs
-        usage = Usage(len(ids), final.num_cached_tokens or 0, len(o.token_ids))
+        if final is None or not final.finished:
+            raise RuntimeError("vLLM returned no final output")
+        o = final.outputs[0]
+        usage = Usage(len(ids), cached, len(token_ids))
         self._meter.record(usage)
-        chosen, tops = _logprobs(o.token_ids, o.logprobs)
+        chosen, tops = _logprobs(token_ids, logprobs)
         reason, hit = finish_reason(o.finish_reason, o.stop_reason)
-        return Completion(tuple(o.token_ids), o.text, reason, hit, chosen, tops, usage)
+        return Completion(tuple(token_ids), "".join(texts), reason, hit, chosen, tops, usage)
 
     async def stream(self, prompt_ids: Sequence[int], sampling: Sampling) -> AsyncIterator[Delta]:
         if sampling.n != 1:
@@ -137,7 +148,9 @@ class VllmBackend:
                 yield item
         finally:
             if not done:
-                job.cancel()  # cancels the pump on the engine loop; AsyncLLM aborts the request
+                # cancels the pump on the engine loop (AsyncLLM aborts the request) and waits until
+                # it has recorded what the request generated
+                await self._thread.cancel(job)
 
     async def _pump(self, ids: list[int], sampling: Sampling, put: Any) -> None:
         from vllm.inputs import TokensPrompt

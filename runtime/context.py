@@ -4,17 +4,21 @@ The context owns the problem's ledger, allowance (budgets) and trace. Every engi
 and every verifier call goes through it, so the ledger is complete and the budgets hold
 whatever the strategy does: each request first reserves what it may spend (runtime/budget.py)
 and is cut to fit, and at the wall-time deadline in-flight requests are cancelled (aborted in
-the engine) and come back as aborted nodes, so the strategy answers with what it has.
+the engine) and come back as aborted nodes, so the strategy answers with what it has. A request
+cut short is recorded as the engine reported it (the tokens it generated before the cut too).
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
+import random
 from dataclasses import replace
 from typing import Any, AsyncIterator, Awaitable, Callable, Mapping, Sequence, TypeVar
 
 from ..backends.base import Backend, Completion, Delta, FinishReason, Sampling, Usage
+from ..backends.meter import usage_listener
 from ..records.problem import Problem
 from ..records.result import Candidate, Result
 from ..records.trace import Node
@@ -22,8 +26,9 @@ from ..verifiers.answer import extract
 from ..verifiers.base import StepScorer, metering
 from ..verifiers.confidence import TokenScorer
 from ..verifiers.voting import aggregate
-from .budget import Allowance, Budget
+from .budget import Allowance, Budget, DeadlineReached
 from .events import Emitter, ObservedTrace
+from .fanout import together
 from .ledger import Ledger
 from .prompt import PromptConfig
 from .subrun import Seeds, Subtree
@@ -64,6 +69,7 @@ class Context:
         self.budget = budget or Budget()
         self.global_budget = global_budget or Budget()
         self.ledger = ledger or Ledger()
+        self._problem_ledger = self.ledger  # numbers requests problem-wide, in scopes and sub-runs too
         self.allowance = Allowance(self.budget, self.ledger, self.global_budget)
         self.emitter = emitter or Emitter(problem.id)
         self.delimiter = delimiter
@@ -114,7 +120,7 @@ class Context:
     async def expand(self, node: Node, sampling: Sampling, how: str = "last") -> list[tuple[Node, float]]:
         """Children of `node`, each scored by the PRM as soon as their request returns."""
         children = await self.extend(node, sampling)
-        return list(zip(children, await asyncio.gather(*(self.score(c, how) for c in children))))
+        return list(zip(children, await together(self.score(c, how) for c in children)))
 
     async def extend(self, node: Node, sampling: Sampling, **attrs: object) -> list[Node]:
         """n children of `node`, continuing its exact token ids."""
@@ -141,17 +147,22 @@ class Context:
         t0 = self.tree.now()
         completions: list[Completion] = []
         cut: FinishReason = "length"
+        heard: list[Usage] = []  # what the backend recorded for these requests, a cut included
         try:
             if grant.samples:
                 try:
-                    completions = await self.allowance.within_deadline(
-                        self.backend.generate(ids, replace(sampling, n=grant.samples, max_tokens=grant.max_tokens)))
-                except asyncio.TimeoutError:
-                    # every sample is a request cut short; what they generated is not reported
-                    self.ledger.record(Usage(len(ids) * grant.samples), aborted=True, requests=grant.samples)
+                    with usage_listener(heard.append):
+                        completions = await self.allowance.within_deadline(
+                            self.backend.generate(ids, replace(sampling, n=grant.samples, max_tokens=grant.max_tokens)))
+                except DeadlineReached:
+                    self.ledger.record(_cut_usage(heard, len(ids), grant.samples), aborted=True, requests=grant.samples)
                     cut = "abort"
-                except asyncio.CancelledError:
-                    self.ledger.record(Usage(len(ids) * grant.samples), aborted=True, requests=grant.samples)
+                except asyncio.CancelledError:  # a sibling failed, or the caller left
+                    self.ledger.record(_cut_usage(heard, len(ids), grant.samples), aborted=True, requests=grant.samples)
+                    raise
+                except BaseException:  # the backend failed: what it recorded was still spent
+                    if heard:
+                        self.ledger.record(sum(heard, Usage()), aborted=True, requests=len(heard))
                     raise
                 else:  # one engine request per sample (Backend.generate)
                     self.ledger.record(sum((c.usage for c in completions), Usage()), requests=len(completions))
@@ -161,7 +172,7 @@ class Context:
         # each sample is its own engine request: a node carries the cached tokens its request got
         out = [
             (self.tree.add(parent, c.token_ids, c.text, c.finish_reason, t0, prompt_ids=fresh,
-                           request=self.ledger.requests, cached_tokens=c.usage.cached_tokens, **attrs), c)
+                           request=self._problem_ledger.requests, cached_tokens=c.usage.cached_tokens, **attrs), c)
             for c in completions
         ]
         for _ in range(sampling.n - len(completions)):
@@ -180,6 +191,7 @@ class Context:
         grant = self.allowance.reserve_tokens(1, sampling.max_tokens)
         generated, cached, finished = 0, 0, False
         got: list[int] = []  # the ids read, split into thinking and answer tokens at the end
+        heard: list[Usage] = []  # what the backend recorded for this request, when it was cut
         try:
             if not grant.samples:
                 yield Delta((), "", "length", usage=Usage())
@@ -188,12 +200,15 @@ class Context:
             try:
                 while True:
                     try:
-                        d = await self.allowance.within_deadline(source.__anext__())
+                        with usage_listener(heard.append):
+                            d = await self.allowance.within_deadline(source.__anext__())
                     except StopAsyncIteration:
                         break
-                    except asyncio.TimeoutError:
+                    except DeadlineReached:
+                        with usage_listener(heard.append):
+                            await source.aclose()
                         finished = True
-                        usage = Usage(len(node.ids), cached, generated)
+                        usage = heard[-1] if heard else Usage(len(node.ids), cached, generated)
                         self.ledger.record(usage, aborted=True)
                         yield Delta((), "", "abort", usage=usage)
                         break
@@ -205,12 +220,15 @@ class Context:
                         self.ledger.record(d.usage, aborted=d.finish_reason == "abort")
                     yield d
             finally:
-                await source.aclose()  # leaving early aborts the request in the engine
+                with usage_listener(heard.append):
+                    await source.aclose()  # leaving early aborts the request in the engine
         finally:
             if grant.samples:
                 note_generated(self.ledger, self.prompt.thinking, self.tokenizer, node.ids, [got])
             if grant.samples and not finished:
-                self.ledger.record(Usage(len(node.ids), cached, generated), aborted=True)
+                # the engine's own count where the backend reported the cut: tokens it generated
+                # that this consumer never read are spent too
+                self.ledger.record(heard[-1] if heard else Usage(len(node.ids), cached, generated), aborted=True)
             grant.reservation.release()
 
     def done(self, node: Node) -> bool:
@@ -261,7 +279,7 @@ class Context:
                     return await self.allowance.within_deadline(call())
                 finally:
                     self.ledger.record_verifier(1, usage=meter.usage, requests=meter.requests)
-        except asyncio.TimeoutError:
+        except DeadlineReached:
             return None
         finally:
             held.release()
@@ -272,6 +290,43 @@ class Context:
             if s is not None:
                 return s
         return 0.0
+
+    def scoped(self, budget: Budget) -> "Context":
+        """This context with `budget` as a limit of its own on everything done through it (a
+        search's token or verifier-call budget): the same tree and problem; requests reserve
+        from this scope as from the problem's and the run's budgets, so none overshoots. The
+        scope's ledger feeds this one."""
+        child = copy.copy(self)
+        child.ledger = Ledger(parent=self.ledger)
+        child.allowance = self.allowance.scoped(budget, child.ledger)
+        return child
+
+    def hold(self, n: int, max_tokens: int, calls: int = 0) -> tuple["Context", int] | None:
+        """Hold up front what a piece of work needs, or None when it cannot all be paid for: n
+        samples of up to `max_tokens` each (fewer tokens each when less is left) and `calls`
+        verifier calls. Returns a context that spends only from the hold, and the tokens each
+        sample got; `release(ctx)` gives back what the work did not use."""
+        ledger = Ledger(parent=self.ledger)
+        held = self.allowance.hold(n, max_tokens, calls, ledger)
+        if held is None:
+            return None
+        allowance, per, reservation = held
+        child = copy.copy(self)
+        child.ledger, child.allowance, child._held = ledger, allowance, reservation
+        return child, per
+
+    def release(self) -> None:
+        """Give back a hold (`hold`); a no-op for a context that holds nothing."""
+        held = getattr(self, "_held", None)
+        if held is not None:
+            held.release()
+
+    def random(self, salt: object = 0) -> random.Random:
+        """A random generator drawn from the problem's seed stream (the run's seed, this
+        problem, this sub-run) and `salt`: every random choice of a strategy comes from one,
+        so problems differ and reruns repeat. It takes no seed from the requests' stream."""
+        key = f"{self.seeds.start}/{self.problem.id}/{salt}".encode()
+        return random.Random(int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big"))
 
     # -- sub-runs -----------------------------------------------------------------------------
     async def run(self, strategy: Any, *, seed: int | None = None, **config: object) -> Result:
@@ -335,3 +390,10 @@ def _best(candidates: Sequence[Candidate]) -> Candidate | None:
     if not candidates:
         return None
     return max(candidates, key=lambda c: (c.finish == "eos", c.score if c.score is not None else float("-inf"), len(c.text)))
+
+
+def _cut_usage(heard: Sequence[Usage], prompt_tokens: int, samples: int) -> Usage:
+    """What `samples` requests cut short spent: what the backend recorded for them (tokens
+    generated before the cut included), and their prompts for those it recorded nothing of
+    (an HTTP server tells nothing about a request its client left)."""
+    return sum(heard, Usage()) + Usage(prompt_tokens * max(0, samples - len(heard)))

@@ -1,14 +1,17 @@
 """A*-decoding (Chatziveroglou 2025): best-first search over partial trajectories.
 
-State = prompt + partial trajectory; goal = a trajectory that ended with EOS. The open list
+State = prompt + partial trajectory; goal = a trajectory that ended with EOS (a step cut at
+`step_tokens` is a partial state like any other, continued when popped). The open list
 is a min-heap on f = g + h with h = 1 - r (r = PRM score of the partial trajectory) and
 g = λ·Σ(1 - r_step) over the path (`g: prm`) or λ·steps (`g: depth`). Each pop of a
 non-goal samples k one-step continuations (one request) and scores them. With `push: all`
 every child goes on the open list, so the next pop is the lowest f anywhere in the tree and
 the search backtracks when a branch's scores fall. `push: best` puts only the best child
 there and keeps the others as a fallback frontier used when the open list runs dry, which
-makes the search greedy best-of-k per step. On budget exhaustion: the best complete
-trajectory found, else the best frontier node completed greedily.
+makes the search greedy best-of-k per step. `max_tokens` and `max_verifier_calls` are a scope
+of the problem's budgets (runtime/budget.py): hard limits, reserved before each request. On
+budget exhaustion: the best complete trajectory found, else the best frontier node completed
+greedily.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pydantic import Field
 
 from ..records.result import Result
 from ..records.trace import Node
+from ..runtime.budget import Budget
 from ..runtime.context import Context
 from .base import Aggregate, Configured, StrategyConfig
 
@@ -53,23 +57,18 @@ class AStar(Configured[AStarConfig]):
     Config: ClassVar[type[StrategyConfig]] = AStarConfig
     needs_scorer: ClassVar[bool] = True
 
-    def _out_of_budget(self, ctx: Context) -> bool:
-        cfg, led = self.config, ctx.ledger
-        return (
-            ctx.exhausted()
-            or (cfg.max_tokens is not None and led.generated_tokens >= cfg.max_tokens)
-            or (cfg.max_verifier_calls is not None and led.verifier_calls >= cfg.max_verifier_calls)
-        )
-
     async def run(self, ctx: Context) -> Result:
         cfg = self.config
+        # the search's own budgets are a scope of the problem's: every request reserves from
+        # them before it starts, so neither is overshot by a pop's k children
+        ctx = ctx.scoped(Budget(generated_tokens=cfg.max_tokens, verifier_calls=cfg.max_verifier_calls))
         tie = itertools.count()
         open_list: list[Entry] = [Entry(0.0, next(tie), ctx.tree.root, 0.0, 0.0)]
         reserve: list[Entry] = []
         goals: list[tuple[Node, float]] = []
         pops = 0
         goal: Node | None = None
-        while not self._out_of_budget(ctx):
+        while not ctx.exhausted():
             if not open_list:
                 if not reserve:
                     break
@@ -79,9 +78,11 @@ class AStar(Configured[AStarConfig]):
             e = heapq.heappop(open_list)
             ctx.tree.set(e.node, popped=pops, f=round(e.f, 6))
             pops += 1
-            if e.node.id != 0 and ctx.done(e.node):
+            if e.node.finish == "eos":  # the goal: a trajectory the model ended
                 goal = e.node
                 break
+            if e.node.depth >= cfg.max_depth or e.node.finish == "abort" or (e.node.id != ctx.tree.root.id and not e.node.step.strip()):
+                continue  # nothing to continue: the depth limit, a request cut short, an empty step
             last = e.node.depth + 1 >= cfg.max_depth
             sampling = ctx.step_sampling(cfg.k, cfg.temperature, cfg.top_p, cfg.step_tokens, cfg.final_tokens, last)
             children = []
@@ -89,7 +90,7 @@ class AStar(Configured[AStarConfig]):
                 g = e.g + (cfg.lam * (1.0 - score) if cfg.g == "prm" else cfg.lam)
                 children.append(Entry(g + 1.0 - score, next(tie), child, g, score))
                 ctx.tree.set(child, f=round(children[-1].f, 6), pushed=pops)
-                if ctx.done(child) or last:
+                if child.finish == "eos" or last:
                     goals.append((child, score))
             children.sort(key=lambda c: (-c.r, c.tie))
             keep = children if cfg.push == "all" else children[:1]

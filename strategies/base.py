@@ -8,7 +8,6 @@ listing strategies or `ponder --help` never imports torch or vLLM.
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Awaitable, Generic, Literal, Sequence, TypeVar
 
 from pydantic import Field, model_validator
@@ -17,6 +16,7 @@ from ..records.result import Candidate, Result
 from ..records.trace import split_steps
 from ..verifiers.answer import equivalent_async
 
+from ..runtime.fanout import together
 from ..runtime.strategy import (
     STRATEGIES, Strategy, StrategyConfig, StrategySpec, make_strategy, register_strategy, strategy_class,
 )
@@ -105,16 +105,3 @@ async def chosen_score(ctx: Context, result: Result, how: Aggregate = "last") ->
         return None
     node = ctx.tree.node(chosen.node)
     return await ctx.score(node, how, split_steps(node.text, ctx.delimiter))
-
-
-async def together(runs: Sequence[Awaitable[T]]) -> list[T]:
-    """Await all of `runs` concurrently; when one fails the others are cancelled (their engine
-    requests aborted) before the error goes up."""
-    tasks = [asyncio.ensure_future(r) for r in runs]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise

@@ -8,7 +8,6 @@ overlaps the other beams' generation; only the top-k choice waits for the whole 
 
 from __future__ import annotations
 
-import asyncio
 from typing import ClassVar
 
 from pydantic import Field
@@ -17,7 +16,7 @@ from ..runtime.context import Context
 from ..records.result import Result
 from ..records.trace import Node
 from ..verifiers.voting import Selection, select_async
-from .base import Aggregate, Configured, StrategyConfig, WidthConfig
+from .base import Aggregate, Configured, StrategyConfig, WidthConfig, together
 
 
 class BeamSearchConfig(WidthConfig):  # n = N, total beams; width = M, expansions per kept beam
@@ -45,7 +44,7 @@ class BeamSearch(Configured[BeamSearchConfig]):
         for step in range(cfg.max_steps):
             last = step == cfg.max_steps - 1 or ctx.exhausted()
             parents = [(ctx.tree.root, cfg.n)] if step == 0 else [(b, cfg.width) for b, _ in beams]
-            groups = await asyncio.gather(*(self._expand(ctx, p, k, last) for p, k in parents))
+            groups = await together(self._expand(ctx, p, k, last) for p, k in parents)
             children = [c for g in groups for c in g]
             if cfg.dedup:
                 children = _unique(children)
@@ -64,7 +63,7 @@ class BeamSearch(Configured[BeamSearchConfig]):
         if not cfg.lookahead:
             return await ctx.expand(parent, sampling, cfg.aggregate)
         children = await ctx.extend(parent, sampling)
-        return list(zip(children, await asyncio.gather(*(self._score(ctx, c) for c in children))))
+        return list(zip(children, await together(self._score(ctx, c) for c in children)))
 
     async def _score(self, ctx: Context, node: Node) -> float:
         """The score of `node` read after rolling `lookahead` greedy steps past it."""

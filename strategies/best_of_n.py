@@ -9,7 +9,6 @@ metrics include the unbiased pass@k = 1 - C(n-c, k)/C(n, k) for k = 1, 2, 4, ...
 
 from __future__ import annotations
 
-import asyncio
 from math import comb
 from typing import ClassVar
 
@@ -20,7 +19,7 @@ from ..records.result import Result
 from ..records.trace import split_steps
 from ..verifiers.answer import equivalent_async
 from ..verifiers.voting import Selection, select_async
-from .base import Aggregate, Configured, StrategyConfig
+from .base import Aggregate, Configured, StrategyConfig, together
 from .thinking_budget import ThinkingBudget, sample_all
 
 
@@ -52,7 +51,7 @@ class BestOfN(Configured[BestOfNConfig]):
         nodes = [node for node, _ in await sample_all(ctx, ctx.tree.root, sampling, cfg.thinking_budget)]
         scored = cfg.selection in ("weighted", "best")
         if scored:
-            scores = await asyncio.gather(*(ctx.score(node, cfg.aggregate, split_steps(node.text, ctx.delimiter)) for node in nodes))
+            scores = await together(ctx.score(node, cfg.aggregate, split_steps(node.text, ctx.delimiter)) for node in nodes)
         else:
             scores = [None] * len(nodes)
         candidates = [ctx.candidate(node, s) for node, s in zip(nodes, scores)]

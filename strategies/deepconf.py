@@ -14,7 +14,6 @@ Presets: DeepConf-low keeps η = 10% (aggressive), DeepConf-high η = 90% (conse
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import math
 from collections import deque
@@ -27,7 +26,7 @@ from ..records.result import Candidate, Result
 from ..records.trace import Node, StreamedChild
 from ..verifiers.confidence import token_confidence
 from ..verifiers.voting import select_async
-from .base import Configured, StrategyConfig
+from .base import Configured, StrategyConfig, together
 from .thinking_budget import ThinkingBudget, sample_all, sample_stream
 
 
@@ -110,7 +109,7 @@ class DeepConf(Configured[DeepConfConfig]):
             voters = [t for t in traces if t[1] >= threshold]
         metrics: dict[str, float] = {"threshold": threshold}
         if cfg.mode == "online":
-            online = await asyncio.gather(*(self._online(ctx, threshold) for _ in range(cfg.n - first)))
+            online = await together(self._online(ctx, threshold) for _ in range(cfg.n - first))
             voters += [t for t in online if t[0].finish != "abort"]
             metrics["aborted"] = sum(t[0].finish == "abort" for t in online)
         candidates = [Candidate(n.text, ctx.candidate(n).answer, score=c, finish=n.finish, tokens=len(n.generated_ids), node=n.id) for n, c in voters]

@@ -8,7 +8,6 @@ expansion (the M siblings of its final step) to the final vote: N candidates in 
 
 from __future__ import annotations
 
-import asyncio
 from typing import ClassVar
 
 from pydantic import Field
@@ -17,7 +16,7 @@ from ..runtime.context import Context
 from ..records.result import Result
 from ..records.trace import Node
 from ..verifiers.voting import Selection, select_async
-from .base import Aggregate, Configured, StrategyConfig, WidthConfig
+from .base import Aggregate, Configured, StrategyConfig, WidthConfig, together
 
 
 class DVTSConfig(WidthConfig):  # n leaves in all, n // width subtrees
@@ -37,7 +36,7 @@ class DVTS(Configured[DVTSConfig]):
 
     async def run(self, ctx: Context) -> Result:
         cfg = self.config
-        leaves = await asyncio.gather(*(self._subtree(ctx, i) for i in range(cfg.n // cfg.width)))
+        leaves = await together(self._subtree(ctx, i) for i in range(cfg.n // cfg.width))
         candidates = [ctx.candidate(node, score) for group in leaves for node, score in group]
         return ctx.result(self.name, await select_async(candidates, cfg.selection), candidates, {"subtrees": len(leaves)})
 

@@ -8,7 +8,6 @@ the rest are dropped after τ tokens. The partial node and its continuation form
 
 from __future__ import annotations
 
-import asyncio
 from typing import ClassVar
 
 from pydantic import Field, model_validator
@@ -17,7 +16,7 @@ from ..runtime.context import Context
 from ..records.result import Result
 from ..records.trace import Node
 from ..verifiers.voting import Selection, select_async
-from .base import Aggregate, Configured, StrategyConfig, WidthConfig
+from .base import Aggregate, Configured, StrategyConfig, WidthConfig, together
 
 
 class EarlyRejectionConfig(WidthConfig):
@@ -53,27 +52,27 @@ class EarlyRejection(Configured[EarlyRejectionConfig]):
             last = step == cfg.max_steps - 1 or ctx.exhausted()
             stop = () if last else (ctx.delimiter,)
             per_beam = cfg.n if step == 0 else cfg.width
-            groups = await asyncio.gather(*(ctx.extend(b, ctx.sampling(
+            groups = await together(ctx.extend(b, ctx.sampling(
                 n=per_beam, temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.tau, stop=stop,
-            )) for b in beams))
+            )) for b in beams)
             partial = [c for g in groups for c in g]
             for c in partial:
                 ctx.tree.set(c, partial=c.finish == "length")  # cut at τ: the step goes on
-            scores = await asyncio.gather(*(ctx.score(c, cfg.aggregate) for c in partial))
+            scores = await together(ctx.score(c, cfg.aggregate) for c in partial)
             ranked = sorted(zip(partial, scores), key=lambda x: x[1], reverse=True)
             kept, rejected = ranked[:keep], ranked[keep:]
             dropped += len(rejected)
             for c, _ in rejected:
                 ctx.tree.set(c, rejected=True)
             budget = cfg.final_tokens if last else cfg.step_tokens
-            finished = await asyncio.gather(*(self._finish_step(ctx, c, budget - cfg.tau, stop) for c, _ in kept))
+            finished = await together(self._finish_step(ctx, c, budget - cfg.tau, stop) for c, _ in kept)
             beams = []
             for node in finished:
                 (completed if ctx.done(node) or last else beams).append(node)
             if not beams or len(completed) >= keep:
                 break
         pool = completed or beams
-        scores = await asyncio.gather(*(ctx.score(n, cfg.aggregate) for n in pool))
+        scores = await together(ctx.score(n, cfg.aggregate) for n in pool)
         candidates = [ctx.candidate(n, s) for n, s in zip(pool, scores)]
         return ctx.result(self.name, await select_async(candidates, cfg.selection), candidates, {"rejected": dropped, "steps": step + 1})
 

@@ -8,7 +8,9 @@ a selected path carries a virtual loss (an unfinished visit of value 0) until it
 a leaf being expanded cannot be selected again, so concurrent simulations spread over
 different leaves and the engine batch stays full. Terminal trajectories (EOS, length cap,
 empty step, last allowed depth, finished rollouts) are the candidates. Budgets: simulations,
-generated tokens and verifier calls, reserved before a request starts, so none is overshot.
+and generated tokens and verifier calls as a scope of the problem's budgets; an expansion
+holds its k children's tokens and calls before it starts (runtime/budget.py), so none is
+overshot and no child goes unscored.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from pydantic import Field
 
 from ..records.result import Candidate, Result
 from ..records.trace import Node, split_steps
+from ..runtime.budget import Budget
 from ..runtime.context import Context
 from ..verifiers.voting import select_async
-from .base import Aggregate, Configured, StrategyConfig
+from .base import Aggregate, Configured, StrategyConfig, together
 
 
 class MCTSConfig(StrategyConfig):
@@ -84,21 +87,6 @@ def selectable(v: Vertex) -> bool:
     return not v.terminal and not v.busy and (not v.children or any(selectable(ch) for ch in v.children))
 
 
-class Reserve:
-    """A budget on one ledger counter, with grants held by requests in flight."""
-
-    def __init__(self, limit: int | None, used) -> None:
-        self.limit, self.used, self.held = limit, used, 0
-
-    def take(self, want: int) -> int:
-        grant = want if self.limit is None else max(0, min(want, self.limit - self.used() - self.held))
-        self.held += grant
-        return grant
-
-    def settle(self, grant: int) -> None:
-        self.held -= grant
-
-
 class MCTS(Configured[MCTSConfig]):
     name: ClassVar[str] = "mcts"
     Config: ClassVar[type[StrategyConfig]] = MCTSConfig
@@ -106,8 +94,9 @@ class MCTS(Configured[MCTSConfig]):
 
     async def run(self, ctx: Context) -> Result:
         cfg = self.config
-        tokens = Reserve(cfg.max_tokens, lambda: ctx.ledger.generated_tokens)
-        calls = Reserve(cfg.max_verifier_calls, lambda: ctx.ledger.verifier_calls)
+        # the search's budgets, a scope of the problem's; each expansion holds its k children's
+        # tokens and verifier calls before it starts, so none is overshot
+        ctx = ctx.scoped(Budget(generated_tokens=cfg.max_tokens, verifier_calls=cfg.max_verifier_calls))
         root = Vertex(ctx.tree.root)
         inflight: dict[asyncio.Task, list[Vertex]] = {}
         terminals: list[tuple[Node, float]] = []
@@ -118,19 +107,15 @@ class MCTS(Configured[MCTSConfig]):
                     if not selectable(root):
                         break
                     path = self._select(root)
-                    grant = tokens.take(cfg.k * self._cap(path[-1]))
-                    tokens.settle(grant % cfg.k)  # each child gets the same cap
-                    granted_calls = calls.take(cfg.k)
-                    if grant < cfg.k or granted_calls < cfg.k:
-                        tokens.settle(grant - grant % cfg.k)
-                        calls.settle(granted_calls)
+                    held = ctx.hold(cfg.k, self._cap(path[-1]), calls=cfg.k)
+                    if held is None:
                         break
                     for v in path:
                         v.virtual += 1
                     path[-1].busy = True
                     ctx.tree.set(path[-1].node, expanded=sims, inflight=len(inflight) + 1)
                     sims += 1
-                    inflight[asyncio.create_task(self._expand(ctx, path[-1], grant // cfg.k, tokens, calls))] = path
+                    inflight[asyncio.create_task(self._expand(ctx, *held, path[-1]))] = path
                     peak = max(peak, len(inflight))
                 if not inflight:
                     break
@@ -158,7 +143,7 @@ class MCTS(Configured[MCTSConfig]):
         candidates = [ctx.candidate(n, s) for n, s in terminals]
         if not candidates:
             metrics["fallback"] = 1
-            node = await self._complete(ctx, max(_walk(root), key=lambda v: (round(v.q(0.0), 9), v.node.depth)).node, tokens)
+            node = await self._complete(ctx, max(_walk(root), key=lambda v: (round(v.q(0.0), 9), v.node.depth)).node)
             chosen = ctx.candidate(node, ctx.tree.score(node))
             return ctx.result(self.name, chosen, [chosen], metrics)
         return ctx.result(self.name, await self._answer(root, terminals, candidates), candidates, metrics)
@@ -174,52 +159,49 @@ class MCTS(Configured[MCTSConfig]):
         cfg = self.config
         return cfg.final_tokens if leaf.node.depth + 1 >= cfg.max_depth else cfg.step_tokens
 
-    async def _expand(self, ctx: Context, leaf: Vertex, cap: int, tokens: Reserve, calls: Reserve) -> list[tuple[Vertex, float]]:
-        """k children of `leaf` in one request, each evaluated; grants settle as requests return."""
+    async def _expand(self, ctx: Context, pot: Context, cap: int, leaf: Vertex) -> list[tuple[Vertex, float]]:
+        """k children of `leaf` in one request, each evaluated, paid from `pot` (held for
+        them by the caller) and given back as the expansion ends."""
         cfg = self.config
-        last = leaf.node.depth + 1 >= cfg.max_depth
-        sampling = ctx.step_sampling(cfg.k, cfg.temperature, cfg.top_p, cfg.step_tokens, cfg.final_tokens, last)
-        sampling = replace(sampling, max_tokens=min(sampling.max_tokens, cap), logprobs=0 if cfg.prior == "probability" else None)
         try:
-            pairs = await ctx.extend_with(leaf.node, sampling)
+            last = leaf.node.depth + 1 >= cfg.max_depth
+            sampling = pot.step_sampling(cfg.k, cfg.temperature, cfg.top_p, cfg.step_tokens, cfg.final_tokens, last)
+            sampling = replace(sampling, max_tokens=min(sampling.max_tokens, cap), logprobs=0 if cfg.prior == "probability" else None)
+            pairs = await pot.extend_with(leaf.node, sampling)
+            priors = _priors([c.token_logprobs for _, c in pairs]) if cfg.prior == "probability" else [1.0 / len(pairs)] * len(pairs)
+            children = [Vertex(node, prior, terminal=pot.done(node) or last) for (node, _), prior in zip(pairs, priors)]
+            values = await together(self._evaluate(ctx, pot, ch) for ch in children)
         finally:
-            tokens.settle(cap * cfg.k)
-        priors = _priors([c.token_logprobs for _, c in pairs]) if cfg.prior == "probability" else [1.0 / len(pairs)] * len(pairs)
-        children = [Vertex(node, prior, terminal=ctx.done(node) or last) for (node, _), prior in zip(pairs, priors)]
-        try:
-            values = await asyncio.gather(*(self._evaluate(ctx, ch, tokens) for ch in children))
-        finally:
-            calls.settle(cfg.k)
+            pot.release()
         for ch, value in zip(children, values):
             ch.visits, ch.total = 1, value
             ctx.tree.set(ch.node, prior=round(ch.prior, 4), score=value)
         leaf.children = children
         return list(zip(children, values))
 
-    async def _evaluate(self, ctx: Context, child: Vertex, tokens: Reserve) -> float:
+    async def _evaluate(self, ctx: Context, pot: Context, child: Vertex) -> float:
+        """The child's value: its score (a verifier call from the expansion's pot), or with
+        `rollout` the score of a greedy rollout to the end, when its tokens can be held."""
         cfg = self.config
-        grant = 0 if child.terminal or not cfg.rollout else tokens.take(cfg.final_tokens)
-        if not grant:
-            return await ctx.score(child.node, cfg.aggregate)
+        held = None if child.terminal or not cfg.rollout else ctx.hold(1, cfg.final_tokens)
+        if held is None:
+            return await pot.score(child.node, cfg.aggregate)
+        roll, per = held
         try:
-            (tip,) = await ctx.extend(child.node, ctx.sampling(temperature=0.0, max_tokens=grant), rollout=True)
+            (tip,) = await roll.extend(child.node, roll.sampling(temperature=0.0, max_tokens=per), rollout=True)
         finally:
-            tokens.settle(grant)
-        value = await ctx.score(tip, cfg.aggregate, ctx.tree.steps(child.node) + split_steps(tip.step, ctx.delimiter))
+            roll.release()
+        value = await pot.score(tip, cfg.aggregate, ctx.tree.steps(child.node) + split_steps(tip.step, ctx.delimiter))
         if tip.finish == "eos":
             child.finished = (tip, value)
         return value
 
-    async def _complete(self, ctx: Context, node: Node, tokens: Reserve) -> Node:
+    async def _complete(self, ctx: Context, node: Node) -> Node:
         """The best partial trajectory, finished greedily with what the token budget has left."""
-        grant = tokens.take(self.config.final_tokens)
-        try:
-            if not grant or ctx.exhausted():
-                return node
-            (tip,) = await ctx.extend(node, ctx.sampling(temperature=0.0, max_tokens=grant), completion=True)
-            return tip
-        finally:
-            tokens.settle(grant)
+        if ctx.exhausted():
+            return node
+        (tip,) = await ctx.extend(node, ctx.sampling(temperature=0.0, max_tokens=self.config.final_tokens), completion=True)
+        return tip
 
     async def _answer(self, root: Vertex, terminals: list[tuple[Node, float]], candidates: list[Candidate]) -> Candidate:
         how = self.config.answer

@@ -3,7 +3,7 @@
 P particles advance one step at a time. A particle's log-weight is the logit of its PRM
 reward (clipped away from 0 and 1), so a reward of 0.9 outweighs one of 0.1 by 81x, where a
 softmax over raw rewards would give 2.2x. After every step the whole population is resampled
-(multinomial, seeded) from softmax(log-weight / temperature): finished particles stay in it
+(multinomial, from the problem's seed stream and `seed`) from softmax(log-weight / temperature): finished particles stay in it
 with their final weight, and one drawn again is copied, not continued. The search ends when
 every particle has finished; the answer is chosen among the finished particles left.
 
@@ -16,7 +16,6 @@ that sample on from there. The answer comes from the last iteration.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import random
 from collections import Counter
@@ -28,7 +27,7 @@ from ..records.result import Result
 from ..records.trace import Node
 from ..runtime.context import Context
 from ..verifiers.voting import Selection, select_async
-from .base import Aggregate, Configured, StrategyConfig
+from .base import Aggregate, Configured, StrategyConfig, together
 
 CLIP = 1e-7  # rewards of exactly 0 or 1 would give infinite log-weights
 
@@ -73,7 +72,7 @@ class ParticleFiltering(Configured[ParticleFilteringConfig]):
 
     async def run(self, ctx: Context) -> Result:
         cfg = self.config
-        rng = random.Random(cfg.seed)
+        rng = ctx.random(cfg.seed)  # the problem's own draws: resampling differs between problems
         reference: list[Node] = []
         totals: Counter[str] = Counter()
         for iteration in range(cfg.iterations):
@@ -97,10 +96,10 @@ class ParticleFiltering(Configured[ParticleFilteringConfig]):
             last = step == cfg.max_steps - 1 or ctx.exhausted()
             # particles on one node (copies after resampling) share one request: one prefill, k samples
             groups = Counter(p.node.id for p in population if not p.done)
-            batches = await asyncio.gather(*(
+            batches = await together(
                 ctx.expand(ctx.tree.node(nid), ctx.step_sampling(k, cfg.temperature, cfg.top_p, cfg.step_tokens, cfg.final_tokens, last), cfg.aggregate)
                 for nid, k in groups.items()
-            ))
+            )
             children = [Particle(node, r, last or ctx.done(node)) for batch in batches for node, r in batch]
             for child in children:
                 ctx.tree.set(child.node, iteration=iteration)

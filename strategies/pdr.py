@@ -18,7 +18,6 @@ draft of each round, plus the summaries), the latency-bound budget the paper rep
 
 from __future__ import annotations
 
-import asyncio
 import random
 from typing import ClassVar, Literal
 
@@ -77,7 +76,7 @@ class PDR(Configured[PDRConfig]):
 
     async def run(self, ctx: Context) -> Result:
         cfg = self.config
-        rng = random.Random(ctx.problem.id)
+        rng = ctx.random()
         question_ids = list(ctx.tree.root.ids)
         drafts = await self._draft(ctx)
         if not drafts:
@@ -94,11 +93,11 @@ class PDR(Configured[PDRConfig]):
             b_seq += summary_tokens
             # one shared workspace: one request with m samples; one workspace each: m requests
             counts = [m] if len(workspaces) == 1 else [1] * len(workspaces)
-            groups = await asyncio.gather(*(
+            groups = await together(
                 ctx.sample(ctx.prompt_ids("\n\n" + REFINE_ASK.format(workspace=w)), self._sampling(ctx, count), round=r,
                            workspace_tokens=len(ctx.tokenizer.encode(w)))
                 for w, count in zip(workspaces, counts)
-            ))
+            )
             drafts = [d for g in groups for d in g]
             b_seq += max(len(d.generated_ids) for d in drafts)
         candidates = [ctx.candidate(d) for d in drafts]
@@ -154,7 +153,7 @@ class PDR(Configured[PDRConfig]):
     async def _top(self, ctx: Context, drafts: list[Node]) -> list[Node]:
         cfg = self.config
         if ctx.scorer is not None:
-            scores = await asyncio.gather(*(ctx.score(d, cfg.aggregate, split_steps(d.text, ctx.delimiter)) for d in drafts))
+            scores = await together(ctx.score(d, cfg.aggregate, split_steps(d.text, ctx.delimiter)) for d in drafts)
         else:  # without a verifier, a draft's score is the share of drafts agreeing with its answer
             cands = [ctx.candidate(d) for d in drafts]
             share = {i: len(g) / len(drafts) for g in await clusters_async(cands) for i in g}

@@ -78,9 +78,12 @@ async def test_a_generate_cancelled_at_the_deadline_is_recorded():
     b = ScriptedBackend(["a long answer " * 10], token_delay_s=0.01)  # 1.4 s to answer
     r = await Solver(b, make_strategy("best_of_n", n=2), budget=Budget(wall_s=0.2)).solve(PROBLEMS[0])
     prompt = len(b.calls[0].prompt)
-    # the two samples are two engine requests, both cut
+    # the two samples are two engine requests, both cut, each having generated ~20 tokens in 0.2 s
     assert (r.ledger.requests, r.ledger.aborted_requests, r.ledger.prompt_tokens) == (2, 2, 2 * prompt)
     assert [c.finish for c in r.candidates] == ["abort", "abort"]
+    # the tokens generated before the cut are spent: counted, and counted as aborted
+    assert 2 * 10 <= r.ledger.generated_tokens == r.ledger.aborted_tokens < 2 * 140
+    assert (r.ledger.requests, r.ledger.prompt_tokens, r.ledger.cached_tokens, r.ledger.generated_tokens) == backend_totals(b)
 
 
 def vllm_counters() -> tuple[float, float, float]:

@@ -197,3 +197,29 @@ async def test_deepconf_online_aborts_low_confidence_traces():
     aborted = nodes(r, finish="abort")
     assert all(a["tokens"] < 60 for _, a in aborted)  # stopped early
     assert r.answer == "7"
+
+
+def long_first_step(call):
+    """A first step longer than step_tokens (cut by length), then short steps and an answer."""
+    g = call.generated
+    if not g:
+        return "good start that runs on far past the step cap " * 3 + "\n\n"
+    if g.count("\n\n") >= 2:
+        return "So the answer is \\boxed{7}."
+    return "good step.\n\n"
+
+
+async def test_a_star_continues_past_a_step_cut_by_length():
+    r = await Solver(ScriptedBackend(long_first_step), make_strategy("a_star", k=1, step_tokens=40, temperature=0.0), KeywordScorer()).solve(PROBLEM)
+    g = r.trace.graph
+    cut = [n for n, a in g.nodes(data=True) if a.get("finish") == "length" and a.get("depth") == 1]
+    assert cut and "popped" in g.nodes[cut[0]] and list(g.successors(cut[0]))  # popped and continued, not a goal
+    assert "fallback" not in r.metrics and r.answer == "7" and r.trace.node(r.candidates[0].node).finish == "eos"
+
+
+async def test_a_star_budgets_are_never_exceeded():
+    b = backend()
+    r = await Solver(b, make_strategy("a_star", k=3, max_verifier_calls=4, max_tokens=20), KeywordScorer()).solve(PROBLEM)
+    # one pop's k children are reserved before they start: the limits hold exactly, not between pops
+    assert r.ledger.verifier_calls <= 4 and r.ledger.generated_tokens <= 20
+    assert b.stats().usage.generated_tokens <= 20 and r.text

@@ -56,7 +56,13 @@ async def test_dvts_hands_all_n_leaves_to_the_vote(engine):
 
 async def test_beam_search_with_lookahead_runs(engine):
     r = await solver(engine, "beam_search", n=4, width=2, lookahead=1, **SMALL).solve(PROBLEM)
-    assert r.candidates and r.ledger.requests > 4
+    g = r.trace.graph
+    ahead = [n for n, a in g.nodes(data=True) if a.get("lookahead")]
+    assert r.candidates and ahead  # steps were rolled out one greedy step before being scored
+    for n in ahead:  # each rollout is one greedy request continuing a sampled step, discarded after scoring
+        parent = next(iter(g.predecessors(n)))
+        assert not g.nodes[parent].get("lookahead") and n not in {c.node for c in r.candidates}
+        assert g.nodes[parent]["score"] == g.nodes[n]["score"]  # the step is scored by its rollout's score
 
 
 async def test_first_finish_aborts_the_losers(engine):
