@@ -22,7 +22,7 @@ from pydantic import Field
 from ..records.result import Candidate, Result
 from ..records.trace import Node, StreamedChild
 from ..runtime.context import Context
-from ..verifiers.voting import clusters, select_async
+from ..verifiers.voting import clusters_async, select_async
 from .base import Configured, StrategyConfig
 from .thinking_budget import ThinkingBudget, sample_stream
 
@@ -51,14 +51,15 @@ class AdaptiveConsistency(Configured[AdaptiveConsistencyConfig]):
     Config: ClassVar[type[StrategyConfig]] = AdaptiveConsistencyConfig
     needs_scorer: ClassVar[bool] = False
 
-    def decided(self, answers: Sequence[Candidate]) -> tuple[bool, float]:
-        """Whether the vote over the finished samples is settled, and the rule's statistic."""
+    async def decided(self, answers: Sequence[Candidate]) -> tuple[bool, float]:
+        """Whether the vote over the finished samples is settled, and the rule's statistic.
+        Clustering awaits math-verify off the loop: other problems and streams go on meanwhile."""
         cfg = self.config
         if cfg.rule == "esc":
             last = list(answers[-cfg.window:])
-            same = len(last) == cfg.window and len(clusters(last)) == 1 and all(c.answer for c in last)
+            same = len(last) == cfg.window and all(c.answer for c in last) and len(await clusters_async(last)) == 1
             return same, float(same)
-        counts = sorted((len(g) for g in clusters(answers)), reverse=True) + [0, 0]
+        counts = sorted((len(g) for g in await clusters_async(answers)), reverse=True) + [0, 0]
         p = leader_probability(counts[0], counts[1]) if counts[0] else 0.0
         return p >= cfg.confidence, p
 
@@ -80,7 +81,7 @@ class AdaptiveConsistency(Configured[AdaptiveConsistencyConfig]):
                     for task in sorted(done, key=tasks.index):  # a fixed order when several finish together
                         finished.append(task.result())
                         candidates.append(ctx.candidate(finished[-1]))
-                    stop, stat = self.decided(candidates)
+                    stop, stat = await self.decided(candidates)
             finally:
                 aborted += sum(task.cancel() for task in pending)
                 await asyncio.gather(*pending, return_exceptions=True)

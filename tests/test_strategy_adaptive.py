@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import time
 
 import pytest
 
@@ -11,6 +13,7 @@ from ponder.records.problem import Problem
 from ponder.runtime.solver import Solver
 from ponder.strategies.adaptive_consistency import leader_probability
 from ponder.strategies.base import make_strategy
+from ponder.verifiers.voting import clusters
 
 PROBLEM = Problem(id="a", question="What is 3 + 4?", answer="7")
 
@@ -78,5 +81,35 @@ async def test_adaptive_consistency_on_the_engine(engine):
     assert 1 <= m["waves"] <= 3 and m["launched"] == min(12, 4 * m["waves"])
     assert m["samples"] + m["aborted"] == m["launched"] == r.ledger.requests
     assert r.ledger.aborted_requests == m["aborted"]
-    assert m["decided"] == 1 or m["samples"] == 12
+    # the statistic is the beta rule's over the finished samples' answers, and it decided the stop
+    counts = sorted((len(g) for g in clusters(r.candidates)), reverse=True) + [0, 0]
+    assert m["statistic"] == round(leader_probability(counts[0], counts[1]), 4)
+    assert m["decided"] == int(m["statistic"] >= 0.95)
     assert len(r.candidates) == m["samples"] and r.text
+
+
+async def test_clustering_never_blocks_the_event_loop(monkeypatch):
+    # answers only math-verify can compare; make each comparison take 0.3 s of its caller's thread
+    from ponder.verifiers import answer
+
+    class SlowPool:
+        def equivalent(self, a, r, timeout_s):
+            time.sleep(0.3)
+            return a == r
+
+    monkeypatch.setattr(answer, "shared_pool", lambda: SlowPool())
+    lags: list[float] = []
+
+    async def ticker():
+        while True:
+            t = time.monotonic()
+            await asyncio.sleep(0.01)
+            lags.append(time.monotonic() - t - 0.01)
+
+    tick = asyncio.create_task(ticker())
+    try:
+        r = await solve(dict(wave=2, max_n=4), in_order(lambda i: f"\\boxed{{x^{i % 2 + 2} + y}}"))
+    finally:
+        tick.cancel()
+    assert r.metrics["samples"] == 4 and len(lags) > 10
+    assert max(lags) < 0.2

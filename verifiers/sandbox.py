@@ -142,9 +142,14 @@ async def run_program(
             await _wait(watch.exited, 2.0)
             transport.close()
     finally:
-        group.destroy()
-        if workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
+        # killing the group waits for the kernel to reap it and the folder may be large: off the loop
+        await asyncio.to_thread(_clean, group, workdir)
+
+
+def _clean(group: PidsGroup, workdir: str | None) -> None:
+    group.destroy()
+    if workdir:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 async def _supervise(transport: asyncio.SubprocessTransport, watch: _Watch, spec: bytes, token: str, cfg: SandboxConfig) -> SandboxRun:
