@@ -52,9 +52,10 @@ class Policy(BaseModel):
                     raise ValueError(f"budget {a.tokens}: chooses {name!r}, which is not among the cells")
         return self
 
-    def allocation(self, tokens: float) -> Allocation:
-        """The fitted budget closest to `tokens` from below (the spend it was fitted to stay within)."""
-        fitting = [a for a in self.budgets if a.tokens <= tokens]
+    def allocation(self, tokens: float | None) -> Allocation:
+        """The fitted budget closest to `tokens` from below (the spend it was fitted to stay
+        within); None: the largest."""
+        fitting = [a for a in self.budgets if tokens is None or a.tokens <= tokens]
         if not fitting:
             raise ValueError(f"budget {tokens}: below every fitted budget ({', '.join(str(a.tokens) for a in self.budgets)})")
         return max(fitting, key=lambda a: a.tokens)
@@ -81,20 +82,33 @@ def read_policy(path: str) -> Policy:
         raise ValueError(f"policy {path}: not a compute-optimal table ({str(e).splitlines()[0]})") from None
 
 
+# Without a fitted table: four samples; where they all agree their answer stands, elsewhere
+# twelve more at the same setting and a vote over all sixteen.
+UNFITTED = Policy(
+    wave=StrategySpec(name="best_of_n", config={"n": 4}),
+    cells={"more": StrategySpec(name="best_of_n", config={"n": 16})},
+    budgets=[Allocation(tokens=1, choice={4: WAVE}, default="more")],
+)
+
+
 class ComputeOptimalConfig(StrategyConfig):
-    policy: str  # the fitted table (SWEEP_DIR/policy.json)
-    budget: float = Field(gt=0)  # generated tokens per problem to spend, the wave included
+    policy: str | None = None  # the fitted table (SWEEP_DIR/policy.json); None: 4 samples, 12 more where they disagree
+    budget: float | None = Field(None, gt=0)  # generated tokens per problem, the wave included; None: the largest fitted
 
     @field_validator("policy")
     @classmethod
-    def _readable(cls, path: str) -> str:
-        read_policy(path)
+    def _readable(cls, path: str | None) -> str | None:
+        if path is not None:
+            read_policy(path)
         return path
 
     @model_validator(mode="after")
     def _fitted(self) -> "ComputeOptimalConfig":
-        read_policy(self.policy).allocation(self.budget)
+        self.table().allocation(self.budget)
         return self
+
+    def table(self) -> Policy:
+        return UNFITTED if self.policy is None else read_policy(self.policy)
 
 
 class ComputeOptimal(Configured[ComputeOptimalConfig]):
@@ -104,7 +118,7 @@ class ComputeOptimal(Configured[ComputeOptimalConfig]):
 
     def __init__(self, config: ComputeOptimalConfig) -> None:
         super().__init__(config)
-        policy = read_policy(config.policy)
+        policy = config.table()
         self.allocation = policy.allocation(config.budget)
         self.wave = policy.wave.build()
         chosen = {*self.allocation.choice.values(), self.allocation.default} - {WAVE}
