@@ -76,3 +76,21 @@ async def test_logprob_prm_and_judge_on_the_scripted_backend():
     a, c = await prm.score(P, ["one", "two"]), await prm.score(P, ["one", "three"])
     assert a[0] == c[0] and a[1] != c[1]
     assert 0 < (await Judge(b).verify(P, "\\boxed{7}")).score < 1
+
+
+async def test_a_judge_scored_trajectory_asks_each_step_prefix_once():
+    from ponder.backends.scripted import ScriptedBackend
+    from ponder.runtime.solver import Solver
+    from ponder.strategies.base import make_strategy
+
+    def forty(call):  # forty short steps, then an answer
+        depth = call.generated.count("\n\n")
+        return "So \\boxed{7}." if depth >= 40 else f"step {depth}.\n\n"
+
+    b = ScriptedBackend(forty)
+    search = make_strategy("beam_search", n=1, width=1, max_steps=41, temperature=0.0, step_tokens=16, final_tokens=16)
+    r = await Solver(b, search, Judge(b)).solve(P)
+    assert r.answer == "7" and r.ledger.verifier_calls == 41
+    # a trajectory scored after each of its 41 steps: 41 questions (one per new prefix), not 41 * 42 / 2
+    assert r.ledger.verifier_requests == 41
+    assert r.ledger.requests + r.ledger.verifier_requests == b.stats().requests

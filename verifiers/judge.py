@@ -6,6 +6,8 @@ and by TrimR (has this thought reached an answer? is it the same answer as befor
 
 from __future__ import annotations
 
+import asyncio
+from collections import OrderedDict
 from typing import ClassVar, Sequence
 
 from pydantic import BaseModel, ConfigDict
@@ -25,6 +27,7 @@ class JudgeConfig(BaseModel):
     outcome_question: str = "Is this solution correct?"
     step_question: str = "Is the last step correct?"
     threshold: float = 0.5
+    memo_size: int = 4096  # step prefixes whose P(Yes) is remembered
 
 
 class Judge:
@@ -37,6 +40,7 @@ class Judge:
         self._yes, self._no = tok.encode(self.config.yes)[0], tok.encode(self.config.no)[0]
         if self._yes == self._no:
             raise ValueError("judge: yes and no words start with the same token")
+        self._memo: OrderedDict[tuple, float] = OrderedDict()
 
     async def p_yes(self, context: str, question: str) -> float:
         """P(Yes) renormalised over {Yes, No} for `question` asked about `context`."""
@@ -50,8 +54,19 @@ class Judge:
         return Verdict(p >= self.config.threshold, p, extract(response, problem.choices).text)
 
     async def score(self, problem: Problem, steps: Sequence[str]) -> list[float]:
-        out = []
-        for k in range(len(steps)):
-            shown = "\n\n".join(s.strip() for s in steps[: k + 1])
-            out.append(await self.p_yes(f"Problem: {problem.question}\n\nSolution so far: {shown}", self.config.step_question))
-        return out
+        """P(Yes) for each prefix of `steps`. A prefix's answer is remembered and the new ones
+        are asked concurrently, so a search that scores a trajectory after every step asks
+        O(steps) questions, not O(steps²)."""
+        return list(await asyncio.gather(*(self._prefix(problem, tuple(steps[: k + 1])) for k in range(len(steps)))))
+
+    async def _prefix(self, problem: Problem, steps: tuple[str, ...]) -> float:
+        key = (problem.id, problem.question, steps)
+        if key in self._memo:
+            self._memo.move_to_end(key)
+            return self._memo[key]
+        shown = "\n\n".join(s.strip() for s in steps)
+        p = await self.p_yes(f"Problem: {problem.question}\n\nSolution so far: {shown}", self.config.step_question)
+        self._memo[key] = p
+        if len(self._memo) > self.config.memo_size:
+            self._memo.popitem(last=False)
+        return p
