@@ -86,6 +86,7 @@ class Outcome:
     choices: tuple[Choice, ...]
     ledger: LedgerSummary
     extra: Mapping[str, Any]
+    trace: Any = None  # the first solve's reasoning tree (GET /view shows it)
 
 
 class ApiJob:
@@ -150,4 +151,4 @@ class ApiJob:
             answers = [c.answer for r in (result, *more) for c in r.candidates]
         extra = {"answer": result.answer, "answers": [c.answer for c in choices], "tokens": [c.tokens for c in choices], "candidates": list(answers),
                  "ledger": ledger.as_dict(), "metrics": dict(result.metrics), "seed": self.seed}
-        return Outcome(tuple(choices), ledger, extra)
+        return Outcome(tuple(choices), ledger, extra, result.trace)

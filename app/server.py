@@ -26,8 +26,9 @@ from ..strategies.base import REGISTRY
 from .api_job import ApiJob, Outcome
 from .openai_api import ApiError, ApiRequest, chunk, error_body, new_id, parse_request, response
 from .sse import EventStream
+from .view.recent import Recent, view_authorized
 
-ROUTES = ("POST /v1/chat/completions", "POST /v1/completions", "GET /v1/models", "GET /health")
+ROUTES = ("POST /v1/chat/completions", "POST /v1/completions", "GET /v1/models", "GET /health", "GET /view")
 log = logging.getLogger("ponder.serve")
 
 
@@ -40,6 +41,7 @@ class ServeConfig(BaseModel):
     max_tokens_per_request: int | None = Field(16384, ge=1)  # generated tokens, all samples and steps
     max_concurrent: int = Field(8, ge=1)  # requests solving at once; more get 429
     keepalive_s: float = Field(5.0, gt=0)  # comment frames on a quiet stream
+    view_requests: int = Field(20, ge=0)  # solved requests GET /view shows (0: none kept)
 
 
 def json_error(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
@@ -59,12 +61,15 @@ class Server:
         self.config = config
         self.running = 0
         self._scorers: dict[str, Any] = {}
+        self.recent = Recent(config.view_requests)
 
     # -- protection --------------------------------------------------------------------------
     def authorized(self, request: Any) -> bool:
         if self.config.api_key is None or request.path == "/health":
             return True
         given = request.headers.get("Authorization", "")
+        if request.path == "/view":
+            return view_authorized(given, self.config.api_key)
         return hmac.compare_digest(given.encode(), f"Bearer {self.config.api_key}".encode())
 
     def scorer(self, name: str | None, needs: bool) -> Any:
@@ -109,6 +114,7 @@ class Server:
             if api.stream:
                 return await self.stream(request, job, chat)
             outcome = await self.solve(job)
+            self.recent.add(job.problem.id, job.name, job.request.question, outcome)
             return json_ok(response(new_id(chat), chat, job.name, outcome.choices, outcome.ledger, outcome.extra))
         finally:
             self.running -= 1
@@ -151,6 +157,7 @@ class Server:
                 await out.send(e.body() if isinstance(e, ApiError) else internal_error(e))
                 await out.done()
                 return out.response
+            self.recent.add(job.problem.id, job.name, job.request.question, outcome)
             for i, choice in enumerate(outcome.choices):
                 if i or not sent_first:
                     if chat and i:
@@ -195,6 +202,11 @@ class Server:
             engine["unfinished_requests"] = unfinished()
         return json_ok({"status": "ok", "running": self.running, "engine": engine})
 
+    async def view(self, _: Any) -> Any:
+        from aiohttp import web
+
+        return web.Response(text=self.recent.page(), content_type="text/html")
+
 
 def internal_error(e: BaseException) -> dict[str, Any]:
     log.error("request failed:\n%s", "".join(traceback.format_exception(e)))
@@ -221,6 +233,8 @@ def make_app(backend: Backend, config: ServeConfig | None = None) -> Any:
             return await handler(request)
         except ApiError as e:
             headers = {"Retry-After": "1"} if e.status == 429 else None
+            if e.status == 401 and request.path == "/view":  # a browser asks for the key
+                headers = {"WWW-Authenticate": 'Basic realm="ponder serve"'}
             return json_error(e.status, e.body(), headers)
         except web.HTTPException as e:
             if e.status == 404:
@@ -244,6 +258,6 @@ def make_app(backend: Backend, config: ServeConfig | None = None) -> Any:
     app = web.Application(middlewares=[guard])
     app.add_routes([
         web.post("/v1/chat/completions", chat), web.post("/v1/completions", text),
-        web.get("/v1/models", server.models), web.get("/health", server.health),
+        web.get("/v1/models", server.models), web.get("/health", server.health), web.get("/view", server.view),
     ])
     return app

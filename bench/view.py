@@ -13,8 +13,10 @@ Figures are the median with [min, max] over the repeats.
 Run: .venv/bin/python bench/view.py [--sizes 1000 2000] [--repeats 5]
 
 Measured (`bench/view.py --sizes 1000 2000 --repeats 5`, Debian chromium 156 headless, 2-core
-CPU machine):
-    (see docs/viewer.md for the figures of the last run)
+CPU machine with other jobs running, 50 s):
+    problems traces KiB report KiB  ratio build s    ready ms [min, max]   open ms [min, max]   tree ms [min, max]
+        1000       2747        296  0.108     1.9          121 [72, 175]       617 [540, 804]         94 [83, 320]
+        2000       5493        552  0.100     2.8           98 [84, 232]     1092 [717, 1698]        174 [71, 250]
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ def main() -> None:
         browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         for n in args.sizes:
             problems = [(f"q{i}", f"What is 3 + {i}?", str(3 + i)) for i in range(n)]
+            (work / f"n{n}").mkdir()
             (run,) = make_runs(work / f"n{n}", names=("beam",), problems=problems)
             report = work / f"n{n}" / "report.html"
             t0 = time.perf_counter()

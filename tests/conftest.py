@@ -34,7 +34,7 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.engine)
         if "vllm_server" in fixtures:
             item.add_marker(pytest.mark.server)
-        if "browser" in fixtures:
+        if fixtures & {"browser", "chromium"}:
             item.add_marker(pytest.mark.browser)
 
 
@@ -84,18 +84,45 @@ def data_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def browser():
-    """Headless Debian chromium driven by Playwright, one for the session (Playwright never
-    downloads a browser here: `make install` installs the distribution's package)."""
+def chromium(tmp_path_factory):
+    """Headless Debian chromium for the session's browser tests: yields its DevTools endpoint.
+    Playwright never downloads a browser here: `make install` installs the distribution's."""
+    import re
     import shutil
+    import subprocess
+    import time
 
-    from playwright.sync_api import sync_playwright
+    from .servers import stop
 
     path = shutil.which("chromium")
     if path is None:
         raise RuntimeError("no chromium on PATH: `make install` installs it (apt-get install chromium)")
-    with sync_playwright() as p:
+    root = tmp_path_factory.mktemp("chromium")
+    log = root / "chromium.log"
+    with open(log, "w") as out:
         # --no-sandbox: the suite runs as root in CI, where chromium's sandbox refuses to start
-        b = p.chromium.launch(executable_path=path, args=["--no-sandbox"])
+        proc = subprocess.Popen([path, "--headless", "--no-sandbox", "--no-first-run", "--remote-debugging-port=0",
+                                 f"--user-data-dir={root / 'profile'}", "about:blank"],
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        end = time.time() + 60
+        while (found := re.search(r"DevTools listening on (ws://\S+)", log.read_text())) is None:
+            if proc.poll() is not None or time.time() > end:
+                raise RuntimeError(f"chromium did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.1)
+        yield found[1]
+    finally:
+        stop(proc)
+
+
+@pytest.fixture
+def browser(chromium):
+    """The session's chromium through Playwright, for one test. Playwright's sync API keeps an
+    event loop running on this thread while it is started, so it stops after each test: the
+    session's async tests (engine, server) need the thread free of a running loop."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.connect_over_cdp(chromium)
         yield b
-        b.close()
+        b.close()  # closes this test's contexts and disconnects; chromium serves the next test

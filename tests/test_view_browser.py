@@ -206,7 +206,8 @@ def test_a_large_run_opens_and_draws_a_tree_from_its_last_chunk(browser, runs, t
         page.screenshot(path=tmp_path / "large.png")
 
 
-def test_a_run_on_the_engine(browser, engine, tmp_path):
+def test_a_run_on_the_engine(engine, tmp_path, request):
+    """The run goes first: Playwright's sync API holds this thread's event loop while it runs."""
     import asyncio
 
     from ponder.app.batch import execute
@@ -220,7 +221,7 @@ def test_a_run_on_the_engine(browser, engine, tmp_path):
     config = load_run_config(str(cfg), [])
     done = asyncio.run(execute(config, load(config.dataset), progress=False, backend=engine))
     run = done.directory
-    with opened(browser, view([run], tmp_path / "engine.html"), "#problem=b") as page:
+    with opened(request.getfixturevalue("browser"), view([run], tmp_path / "engine.html"), "#problem=b") as page:
         open_problem(page, "b")
         t = trace(run, "b")
         assert page.locator("[data-node-id]").count() == len(t["nodes"]) == 4  # the prompt and 3 samples
