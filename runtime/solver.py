@@ -4,13 +4,15 @@
 problem's strategy advances as soon as its own requests return, so the engine batch stays
 full. Results come back in completion order through `on_result` (for flushing) and in
 input order as the return value, unless the caller keeps none (a long batch run). A
-problem that fails becomes a Result with `error` set and the others go on; only a dead
-engine stops the run.
+problem that fails becomes a Result with `error` set (one line; the traceback goes to the log
+and the trace) and the others go on; only a dead engine stops the run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import traceback
 from dataclasses import replace
 from typing import AsyncIterator, Awaitable, Callable, Iterable
 
@@ -30,6 +32,7 @@ from .prompt import PromptConfig
 from .strategy import Strategy
 
 OnResult = Callable[[Problem, Result], Awaitable[None] | None]
+log = logging.getLogger("ponder.solver")
 
 
 def engine_dead(error: BaseException, backend: Backend) -> bool:
@@ -142,18 +145,34 @@ class Solver:
         return await equivalent_async(result.answer, problem.answer)
 
     def _failed(self, problem: Problem, ctx: Context | None, error: Exception) -> Result:
-        """The record of a problem that raised: no answer, what it spent, the error in one line."""
+        """The record of a problem that raised: no answer, what it spent, the error in one line.
+        The full traceback goes to the log (a run's log file) and into the trace."""
+        full = "".join(traceback.format_exception(error))
+        log.error("problem %s failed\n%s", problem.id, full.rstrip())
+        trace = ctx.tree if ctx is not None else Trace(())
+        trace.graph.graph["error"] = full
         return Result(
             problem_id=problem.id, strategy=self.strategy.name, answer="", text="", candidates=(),
             ledger=ctx.ledger.summary() if ctx is not None else LedgerSummary(),
-            trace=ctx.tree if ctx is not None else Trace(()), error=error_line(error),
+            trace=trace, error=error_line(error),
+        )
+
+    def _not_started(self, problem: Problem) -> Result:
+        """The record of a problem never started because the run's global budget was spent:
+        an error, so that a resumed run tries it again."""
+        limits = {k: v for k, v in self.global_budget.model_dump().items() if v is not None}
+        return Result(
+            problem_id=problem.id, strategy=self.strategy.name, answer="", text="", candidates=(),
+            ledger=LedgerSummary(), trace=Trace(()),
+            error=f"not started: the run's global budget is spent ({', '.join(f'{k} {v}' for k, v in limits.items())})",
         )
 
     async def solve_many(
         self, problems: Iterable[Problem], concurrency: int = 8, on_result: OnResult | None = None,
         keep_results: bool = True,
     ) -> list[Result]:
-        """Every problem's Result in input order. With `keep_results=False` a finished problem
+        """Every problem's Result in input order (one not started because the global budget
+        was spent is a Result with that `error`). With `keep_results=False` a finished problem
         is handed to `on_result` and then dropped, and the return value is empty: memory holds
         the problems in flight only, however long the run (as `ponder run` uses it)."""
         if concurrency < 1:
@@ -167,17 +186,18 @@ class Solver:
 
         async def worker() -> None:
             for i, p in queue:
+                ctx: Context | None = None
                 # spent, not merely held: what other problems hold in flight may come back
                 if self.global_budget.exhausted(self.ledger, reserved=False):
-                    continue
-                ctx: Context | None = None
-                try:
-                    ctx = self.context(p)
-                    r = await self._run(ctx)
-                except Exception as e:
-                    if engine_dead(e, self.backend):
-                        raise
-                    r = self._failed(p, ctx, e)
+                    r = self._not_started(p)
+                else:
+                    try:
+                        ctx = self.context(p)
+                        r = await self._run(ctx)
+                    except Exception as e:
+                        if engine_dead(e, self.backend):
+                            raise
+                        r = self._failed(p, ctx, e)
                 if ctx is not None:
                     # the Result holds the tree now; the tree reports its events through a method
                     # of the context, so the context letting go of the tree leaves no reference

@@ -104,3 +104,29 @@ def test_duplicate_problem_ids_fail_before_the_run(tmp_path):
     data.write_text("".join(json.dumps({"id": i, "problem": "1+1?", "answer": "2"}) + "\n" for i in ("a", "b", "a")))
     with pytest.raises(ValueError, match="problem id 'a' appears more than once"):
         load(DatasetConfig(name=str(data)))
+
+
+async def test_a_failed_problems_traceback_goes_to_the_log_and_its_trace(tmp_path, caplog):
+    outcome = await run(setup(tmp_path))
+    by_id = {r["id"]: r for r in map(json.loads, (outcome.directory / "results.jsonl").read_text().splitlines())}
+    assert by_id["p1"]["error"] == "RuntimeError: this problem cannot be solved"  # the record keeps one line
+    logged = [r for r in caplog.records if r.name == "ponder.solver" and "p1" in r.getMessage()]
+    assert len(logged) == 1 and "Traceback (most recent call last)" in logged[0].getMessage()
+    assert "in script" in logged[0].getMessage()  # down to the frame that raised
+    trace = json.loads((outcome.directory / by_id["p1"]["trace"]).read_text())
+    assert trace["graph"]["error"].startswith("Traceback") and "cannot be solved" in trace["graph"]["error"]
+
+
+async def test_problems_left_by_a_spent_global_budget_are_recorded_and_resumed(tmp_path):
+    path = setup(tmp_path, extra="global_budget: {generated_tokens: 20}\n")
+    outcome = await run(path, fail=False, overrides=["concurrency=1"])
+    records = [json.loads(x) for x in (outcome.directory / "results.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in records] == ["p0", "p1", "p2"]  # every problem has a record
+    assert records[0]["error"] is None
+    assert [r["error"] for r in records[1:]] == ["not started: the run's global budget is spent (generated_tokens 20)"] * 2
+    assert outcome.errors == 2
+    # a resumed run (a new budget of its own) tries the problems it did not start
+    again = await run(path, resume=True, fail=False, overrides=["concurrency=1"])
+    assert again.skipped == 1 and again.errors == 1
+    last = [json.loads(x) for x in (outcome.directory / "results.jsonl").read_text().splitlines()][3:]
+    assert [(r["id"], r["error"] is None) for r in last] == [("p1", True), ("p2", False)]

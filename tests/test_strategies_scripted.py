@@ -219,8 +219,14 @@ async def test_global_budget_stops_new_problems_and_trace_exports(tmp_path):
     b = backend()
     solver = Solver(b, make_strategy("best_of_n", n=2), global_budget=Budget(generated_tokens=100))
     items = [Problem(id=f"p{i}", question=f"q{i}", answer="7") for i in range(10)]
-    results = await solver.solve_many(items, concurrency=1)
-    assert 0 < len(results) < 10  # problems after the global budget ran out were not started
+    handed: list[str] = []
+    results = await solver.solve_many(items, concurrency=1, on_result=lambda p, r: handed.append(p.id))
+    # every problem has its Result, in order, and each went to on_result
+    assert [r.problem_id for r in results] == handed == [p.id for p in items]
+    started = [r for r in results if r.error is None]
+    skipped = [r for r in results if r.error is not None]
+    assert started and skipped and results.index(skipped[0]) == len(started)  # once spent, no problem starts
+    assert all(r.error == "not started: the run's global budget is spent (generated_tokens 100)" for r in skipped)
     assert solver.ledger.generated_tokens >= 100
     results[0].trace.save(tmp_path / "t.json")
     import json
