@@ -10,6 +10,7 @@ two unseeded requests differ as they do on OpenAI; the same seed gives the same 
 from __future__ import annotations
 
 import asyncio
+import copy
 import inspect
 import random
 import uuid
@@ -110,6 +111,16 @@ class ApiJob:
             field = "prompt" if request.prompt is not None else "messages"
             raise ApiError(400, f"{field}: the prompt is {len(base)} tokens; the model's context is {room}", field, code="context_length_exceeded")
         self.backend = LimitedBackend(backend, RequestLimits(request.max_tokens, budget, request.stop, room), base)
+
+    def limit(self, verifier_calls: int | None, seconds: float | None) -> None:
+        """The server's caps on everything this request causes, besides the generated tokens
+        (its LimitedBackend): verifier calls and wall time per solve, and a scorer that reads
+        from the server's engine reading through this request's LimitedBackend, so what it
+        generates (a critique) comes out of the same token cap as the policy's samples."""
+        self.budget = self.budget.model_copy(update={"verifier_calls": verifier_calls, "wall_s": seconds})
+        if self.scorer is not None and getattr(self.scorer, "backend", None) is self.backend.inner:
+            self.scorer = copy.copy(self.scorer)  # per request; what it remembers stays shared
+            self.scorer.backend = self.backend
 
     def _solver(self, seed: int) -> Solver:
         return Solver(self.backend, self.strategy, self.scorer, self.prompt, budget=self.budget, global_budget=self.budget, seed=seed)

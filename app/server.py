@@ -6,8 +6,9 @@ token the strategy spent, not just the returned text; `ponder` in the reply adds
 answers, the candidates and the full ledger. Streamed replies carry the strategy's progress in
 a `ponder` field of their chunks and the answer's text as soon as it is known.
 
-The server protects itself: an optional API key, a cap on the generated tokens one request may
-spend and on requests running at once (429 beyond it), a solve cancelled (its engine requests
+The server protects itself: an optional API key, caps on what one request may cause (generated
+tokens of the policy and the scorer together, verifier calls, wall time), on requests running
+at once (429 beyond it), a solve cancelled (its engine requests
 aborted) when its client goes away, and every error a JSON body in OpenAI's shape.
 """
 
@@ -38,7 +39,9 @@ class ServeConfig(BaseModel):
     strategy: str = "best_of_n"  # for requests naming model "ponder"
     scorer: str | None = None  # step scorer for search strategies (default arithmetic)
     api_key: str | None = None  # required as `Authorization: Bearer KEY` when set
-    max_tokens_per_request: int | None = Field(16384, ge=1)  # generated tokens, all samples and steps
+    max_tokens_per_request: int | None = Field(16384, ge=1)  # generated tokens, all samples and steps, the scorer's too
+    max_verifier_calls_per_request: int | None = Field(4096, ge=1)  # step scores and judge questions, per solve
+    max_seconds_per_request: float | None = Field(600, gt=0)  # wall time of a solve; then it answers with what it has
     max_concurrent: int = Field(8, ge=1)  # requests solving at once; more get 429
     keepalive_s: float = Field(5.0, gt=0)  # comment frames on a quiet stream
     view_requests: int = Field(20, ge=0)  # solved requests GET /view shows (0: none kept)
@@ -120,6 +123,7 @@ class Server:
             self.running -= 1
 
     async def solve(self, job: ApiJob, emit: Any = None, first: Any = None) -> Outcome:
+        job.limit(self.config.max_verifier_calls_per_request, self.config.max_seconds_per_request)
         try:
             return await job.run(emit, first)
         except Exception as e:
