@@ -9,7 +9,9 @@ import gzip
 import html
 import json
 import re
+import os
 import subprocess
+import sys
 
 import pytest
 
@@ -135,3 +137,15 @@ def test_a_path_that_is_no_run_is_one_line_and_exit_2(runs, tmp_path, make, name
     assert done.returncode == 2
     assert done.stderr == f"error: {bad}: not a run directory ({named})\n"
     assert not (tmp_path / "r.html").exists()
+
+
+def test_open_hands_the_file_to_the_users_browser(runs, tmp_path):
+    """--open goes through Python's webbrowser, which runs $BROWSER when it is set."""
+    seen = tmp_path / "opened.txt"
+    opener = tmp_path / "opener.py"
+    opener.write_text(f"import sys\nopen({str(seen)!r}, 'w').write(sys.argv[1])\n")
+    out = tmp_path / "r.html"
+    env = {**os.environ, "BROWSER": f"{sys.executable} {opener} %s"}
+    done = subprocess.run([PONDER, "view", str(runs[0]), "-o", str(out), "--open"], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert seen.read_text() == out.resolve().as_uri()
