@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from typer.core import TyperCommand
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Test-time reasoning orchestration.")
 models_app = typer.Typer(no_args_is_help=True, help="Provision and list models.")
@@ -101,7 +102,19 @@ def grade(
     typer.echo(f"accuracy: {s.interval or '-'} ({s.correct}/{s.total})  written: {s.output}")
 
 
-@app.command()
+class _RunCommand(TyperCommand):
+    """`--ray` takes an address or none (a click option always takes a value): a bare `--ray`
+    (last, or before an option or a config file) is read as `--ray=`."""
+
+    def parse_args(self, ctx, args):  # type: ignore[no-untyped-def]
+        args = list(args)
+        for i, arg in enumerate(args):
+            if arg == "--ray" and (i + 1 == len(args) or args[i + 1].startswith("-") or args[i + 1].endswith((".yaml", ".yml"))):
+                args[i] = "--ray="
+        return super().parse_args(ctx, args)
+
+
+@app.command(cls=_RunCommand)
 def run(
     configs: list[str] = typer.Argument(..., help="YAML run config(s); several run one after another on one engine"),
     limit: int = typer.Option(None, "--limit", help="only the first N problems"),
@@ -112,6 +125,7 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="show engine logs live (default: the run directory's engine.log)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="check the config(s), dataset and models and print what would run; starts no engine"),
+    ray: str = typer.Option(None, "--ray", metavar="[ADDRESS]", help="solve on Ray workers (executor.kind=ray): at ADDRESS (auto, HOST:PORT, ray://HOST:PORT), else at executor.address, else on a local cluster started for the run"),
 ) -> None:
     """Run a dataset through a strategy into runs/NAME (results.jsonl, traces, summary.json, engine.log).
     Exits 1 when some problems ended in an error (each is a record with an `error`)."""
@@ -133,6 +147,8 @@ def run(
             fail(str(e))
         typer.echo("\n".join(lines + ["dry run: nothing started"]))
         return
+    if ray is not None:  # the flag overrides the configs' executor section
+        set_ = [*set_, "executor.kind=ray", *([f'executor.address="{ray}"'] if ray else [])]
     term = Terminal(None if verbose else log_file("run"))
     try:
         part = Shard.parse(shard) if shard is not None else None
@@ -143,6 +159,14 @@ def run(
             RunStore(run_dir(cfg, part)).check_resume(cfg.model_dump(mode="json"), resume)
         dirs = [run_dir(cfg, part) for cfg, _ in plans]
         check_together([cfg for cfg, _ in plans], dirs)
+        if any(cfg.executor != plans[0][0].executor for cfg, _ in plans):
+            raise ValueError("configs run together share one executor: their executor sections must be equal")
+        pool = None
+        if plans[0][0].executor.kind == "ray":
+            from .app.worker_pool import WorkerPool
+
+            pool = WorkerPool(plans[0][0].executor, plans[0][0].backend, plans[0][0].seed, max(cfg.concurrency for cfg, _ in plans))
+            pool.connect()  # an address that does not answer, another Ray, too few GPUs: before anything is said or written
     except (ModelError, ValueError) as e:
         _drop_log(term)
         fail(str(e), term)
@@ -152,6 +176,8 @@ def run(
     term.say(f"results: {dirs[0] if len(dirs) == 1 else dirs[0].parent}" + ("" if verbose else f", engine log: {dirs[0]}/engine.log"))
 
     async def go() -> list:
+        if pool is not None:
+            return await on_ray()
         started = time.monotonic()
         backend = first.backend.build(first.seed)
         term.say(f"engine ready in {time.monotonic() - started:.0f} s")
@@ -161,9 +187,23 @@ def run(
         finally:
             await backend.close()
 
+    async def on_ray() -> list:
+        from pathlib import Path
+
+        started = time.monotonic()
+        await pool.start()
+        term.say(f"ray: {len(pool.pids)} of {first.executor.workers} workers ready in {time.monotonic() - started:.0f} s")
+        try:
+            return [await execute(cfg, problems, resume=resume, progress=not quiet, terminal=term, shard=part,
+                                  runner=pool.runner(cfg, Path(path).parent))
+                    for path, (cfg, problems) in zip(configs, plans)]
+        finally:
+            await pool.close()
+
     try:
         outcomes = asyncio.run(go())
     except ValueError as e:
+        _drop_log(term)
         fail(str(e), term)
     except ModelError as e:
         fail(f"{e}" + (f" (engine log: {term.log})" if term.log else ""), term)
@@ -339,11 +379,6 @@ app.command("sweep")(_sweep)
 from .app.value.command import value_app as _value  # noqa: E402  (it imports nothing heavy until it runs)
 
 app.add_typer(_value, name="value")
-
-
-from .app.view.command import view as _view  # noqa: E402  (it imports nothing heavy until it runs)
-
-app.command("view")(_view)
 
 
 def main() -> None:

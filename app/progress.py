@@ -14,8 +14,9 @@ class Progress:
 
     def __init__(self, total: int, done: int, enabled: bool = True, stream: TextIO | None = None) -> None:
         self.total, self.done, self.enabled, self.stream = total, done, enabled, stream
-        self.correct = self.graded = self.errors = 0
+        self.correct = self.graded = self.errors = self.retries = 0
         self.started = time.monotonic()
+        self._stats = ""
         self._interval: tuple[int, int, float] | None = None  # (correct, graded, when) it was drawn for
 
     def accuracy(self) -> str:
@@ -56,7 +57,17 @@ class Progress:
         hit = ledger.cached_tokens / ledger.prompt_tokens if ledger.prompt_tokens else 0.0
         acc = self.accuracy()
         errors = f" | {self.errors} errored" if self.errors else ""
-        self._bar.update(self._task, advance=1, stats=f"{acc}{errors} | {rate:.0f} tok/s | cache hit {hit:.0%}")
+        self._stats = f"{acc}{errors} | {rate:.0f} tok/s | cache hit {hit:.0%}"
+        self._bar.update(self._task, advance=1, stats=self._stats + self._retried())
+
+    def retry(self) -> None:
+        """A problem went back to the queue (its Ray worker died under it)."""
+        self.retries += 1
+        if self.enabled:
+            self._bar.update(self._task, stats=self._stats + self._retried())
+
+    def _retried(self) -> str:
+        return f" | {self.retries} retried" if self.retries else ""
 
     def __exit__(self, *exc: object) -> None:
         if self.enabled:

@@ -96,6 +96,33 @@ class ScorerSection(_Section):
         return self
 
 
+class ExecutorSection(_Section):
+    """Where the problems are solved: in this process (`local`), or on a pool of Ray actors, each
+    with its own backend (`ray`; app/worker_pool.py). Never what they answer: a run may resume
+    under another executor."""
+
+    kind: Literal["local", "ray"] = "local"
+    address: str | None = None  # ray: None starts a local cluster; "auto", "host:port" or "ray://host:port"
+    workers: int = Field(1, ge=1)  # actors, each holding one engine; more wait for nodes to join
+    gpus_per_worker: float = Field(0, ge=0)
+    cpus_per_worker: float = Field(1, gt=0)
+    retries: int = Field(3, ge=0)  # attempts more for a problem whose worker died under it
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, address: str | None) -> str | None:
+        if address is not None and address not in ("auto", "local") and \
+                not re.fullmatch(r"(ray://)?[A-Za-z0-9_.-]+:\d{1,5}", address):
+            raise ValueError(f"expected auto, local, HOST:PORT or ray://HOST:PORT, got {address!r}")
+        return address
+
+    @model_validator(mode="after")
+    def _check(self) -> "ExecutorSection":
+        if self.kind == "local" and self.model_fields_set - {"kind"}:
+            raise ValueError(f"{sorted(self.model_fields_set - {'kind'})[0]}: only for kind: ray")
+        return self
+
+
 class RunConfig(_Section):
     name: str = "run"
     imports: list[str] = Field(default_factory=list)  # modules or .py files (beside the config), imported first
@@ -110,6 +137,7 @@ class RunConfig(_Section):
     output_dir: str = "runs"
     seed: int = 0
     delimiter: str = "\n\n"
+    executor: ExecutorSection = Field(default_factory=ExecutorSection)
 
     @field_validator("name")
     @classmethod
@@ -122,7 +150,7 @@ class RunConfig(_Section):
 
 # Keys that change how fast a run goes, never what it answers: a resumed run may change them.
 TUNING = {
-    "name", "output_dir", "concurrency", "dataset.limit",
+    "name", "output_dir", "concurrency", "dataset.limit", "executor",
     "backend.engine.kv_cache_gib", "backend.engine.gpu_memory_utilization", "backend.engine.max_num_seqs",
     "backend.engine.tensor_parallel_size", "backend.engine.enforce_eager", "backend.engine.threads",
     "backend.engine.log_stats", "backend.engine.block_size", "backend.engine.max_num_batched_tokens",

@@ -71,6 +71,38 @@ def vllm_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory):
+    """A local Ray cluster of 2 CPUs (`ray start --head`), shared by the session's Ray tests:
+    yields its address; at the end it stops with every process it started. Without token
+    authentication: a driver given an address sends no token unless RAY_AUTH_MODE=token."""
+    import subprocess
+    import time
+
+    from .servers import free_port, stop
+
+    ports = [str(free_port()) for _ in range(2)]
+    log = tmp_path_factory.mktemp("ray") / "head.log"
+    command = [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", "--num-cpus", "2", "--num-gpus", "0",
+               "--port", ports[0], "--ray-client-server-port", ports[1], "--include-dashboard", "false", "--disable-usage-stats"]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"})
+    try:
+        end = time.time() + 120
+        while "Ray runtime started" not in log.read_text():
+            if proc.poll() is not None or time.time() > end:
+                raise RuntimeError(f"ray start failed: {log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield f"127.0.0.1:{ports[0]}"
+    finally:
+        proc.terminate()  # `ray start` stops what it started; a signal to each of those would make it wait
+        try:
+            proc.wait(60)
+        finally:
+            stop(proc)
+
+
+@pytest.fixture(scope="session")
 def data_dir(tmp_path_factory) -> Path:
     """The benchmarks the package ships, laid out as a data directory (`<name>/test.jsonl`):
     tests read nothing from outside the repository."""
