@@ -242,3 +242,15 @@ async def test_no_two_samples_of_a_problem_share_a_seed():
     await Solver(b, make_strategy("dvts", n=16, width=4, max_steps=2), KeywordScorer()).solve(PROBLEM)
     seeds = [(c.prompt, c.seed) for c in b.calls]
     assert len(seeds) >= 16 and len(set(seeds)) == len(seeds)
+
+
+async def test_particle_filtering_resamples_from_each_problems_own_seed_stream():
+    # two problems with the same question sample the same steps; only the resampling draws differ
+    def expanded(r):  # which nodes were continued at each depth: the resampling's choices
+        g = r.trace.graph
+        return sorted((g.nodes[p]["depth"], p) for p in g.nodes if p != 0 and list(g.successors(p)))
+
+    runs = [await Solver(backend(), make_strategy("particle_filtering", particles=8, weight_temperature=4.0), KeywordScorer(), seed=3)
+            .solve(Problem(id=pid, question="What is 3 + 4?", answer="7")) for pid in ("a", "b", "a")]
+    assert expanded(runs[0]) == expanded(runs[2])  # a problem's draws repeat
+    assert expanded(runs[0]) != expanded(runs[1])
