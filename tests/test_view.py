@@ -58,6 +58,7 @@ def test_marks_follow_the_trace():
 
 
 @pytest.mark.parametrize("bad, named", [
+    ([], "expected a JSON object"),
     ({"nodes": {}}, "expected `nodes` and `edges` lists"),
     ({"nodes": [{"id": "0"}], "edges": []}, "a node without an integer id"),
     ({"nodes": [{"id": 0}], "edges": [{"source": 0, "target": 9}]}, "names an unknown node"),

@@ -74,7 +74,7 @@ def read_run(path: Path, summary: Mapping[str, Any] | None = None) -> RunView:
         except FileNotFoundError:
             if rel or not record.get("error"):  # an errored problem may have no trace at all
                 damaged.append(Damaged(pid, str(file), "missing"))
-        except (ValueError, UnicodeDecodeError, AttributeError) as e:
+        except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
             why = str(e).splitlines()[0] if str(e) else type(e).__name__
             damaged.append(Damaged(pid, str(file), f"damaged: {why}"))
     return RunView(str(summary.get("name") or path.name), tuple(row(r) for r in records), trees, summary, tuple(damaged))

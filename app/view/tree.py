@@ -13,11 +13,13 @@ SHOWN = {"id", "step", "tokens", "cached_tokens", "score", "finish", "t_start", 
 MARKS = ("chosen", "finished", "pruned", "aborted", "errored")
 
 
-def tree_nodes(trace: Mapping[str, Any], failed: bool = False) -> list[dict[str, Any]]:
-    """The nodes of a saved trace, in id order. `failed`: the problem ended in an error, so an
+def tree_nodes(trace: Any, failed: bool = False) -> list[dict[str, Any]]:
+    """The nodes of a saved trace (its parsed JSON), in id order. `failed`: the problem ended in an error, so an
     open leaf (one that neither finished nor was pruned) is where the error stopped it.
 
     Raises ValueError when the JSON is not a trace (no node list, an edge to an unknown node)."""
+    if not isinstance(trace, dict):
+        raise ValueError("not a trace: expected a JSON object")
     raw = trace.get("nodes")
     edges = trace.get("edges", trace.get("links", []))
     if not isinstance(raw, list) or not isinstance(edges, list):
