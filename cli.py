@@ -194,9 +194,12 @@ def run(
         await pool.start()
         term.say(f"ray: {len(pool.pids)} of {first.executor.workers} workers ready in {time.monotonic() - started:.0f} s")
         try:
-            return [await execute(cfg, problems, resume=resume, progress=not quiet, terminal=term, shard=part,
-                                  runner=pool.runner(cfg, Path(path).parent))
-                    for path, (cfg, problems) in zip(configs, plans)]
+            outcomes = []
+            for path, (cfg, problems) in zip(configs, plans):
+                runner = pool.runner(cfg, Path(path).parent)
+                outcomes.append(await execute(cfg, problems, resume=resume, progress=not quiet, terminal=term, shard=part, runner=runner))
+                term.say(f"ray: problems per worker {' '.join(map(str, runner.solved))}, {runner.retried} retried")
+            return outcomes
         finally:
             await pool.close()
 
@@ -343,11 +346,11 @@ def strategies(
 ) -> None:
     """List strategies (built in, registered by --import / a config's imports:, installed entry points)
     with their config fields and defaults."""
-    from .strategies.base import REGISTRY, strategy_class
+    from .strategies.base import STRATEGIES, strategy_class
 
     try:
         _import_user_modules(import_, config)
-        names = sorted(REGISTRY)
+        names = sorted(STRATEGIES)
     except ValueError as e:
         fail(str(e))
     for name in names:

@@ -123,6 +123,7 @@ class PoolRunner:
         self.pool, self.config, self.base = pool, config, base
         self.budget = RunBudget(config.global_budget, len(pool.actors) * config.concurrency)
         self.retried = 0  # problems sent again because their worker died under them
+        self.solved = [0] * len(pool.actors)  # results each worker sent back
 
     @property
     def ledger(self) -> LedgerSummary:
@@ -161,7 +162,8 @@ class PoolRunner:
                 except ray.exceptions.RayActorError:
                     return False
 
-        async def slot(actor: Any) -> None:
+        async def slot(index: int) -> None:
+            actor = self.pool.actors[index]
             while True:
                 problem, attempts = await queue.get()
                 try:
@@ -189,15 +191,16 @@ class PoolRunner:
                             return
                         continue
                     await settle(lease, result.ledger)
+                    self.solved[index] += 1
                     await sink(problem, result)
                 finally:
                     queue.task_done()
 
-        async def drive(actor: Any) -> None:
-            if await alive(actor):  # a worker waiting for a node starts taking problems once placed
-                await asyncio.gather(*(slot(actor) for _ in range(concurrency)))
+        async def drive(index: int) -> None:
+            if await alive(self.pool.actors[index]):  # a worker waiting for a node takes problems once placed
+                await asyncio.gather(*(slot(index) for _ in range(concurrency)))
 
-        drivers = asyncio.gather(*(drive(a) for a in self.pool.actors))
+        drivers = asyncio.gather(*(drive(i) for i in range(len(self.pool.actors))))
         finished = asyncio.ensure_future(queue.join())
         try:
             await asyncio.wait([finished, drivers], return_when=asyncio.FIRST_COMPLETED)

@@ -197,6 +197,38 @@ async def test_a_worker_killed_mid_run_loses_no_problem_and_repeats_none(ray_clu
 
 
 @pytest.mark.ray
+async def test_a_worker_waiting_for_room_starts_when_a_node_joins_and_takes_problems(ray_cluster, tmp_path, no_workers_left):
+    from ponder.app.worker_pool import WorkerPool
+
+    # three workers of 1 CPU on a 2-CPU cluster: the third waits; one problem at a time each
+    path = write_config(tmp_path, delay=0.05, n=24, extra=f"executor: {{kind: ray, address: '{ray_cluster}', workers: 3}}\nconcurrency: 1\n")
+    cfg = load_run_config(path)
+    pool = WorkerPool(cfg.executor, cfg.backend, cfg.seed, cfg.concurrency)
+    await pool.start()
+    node = None
+    try:
+        runner = pool.runner(cfg, path.parent)
+        run = asyncio.create_task(execute(cfg, load(cfg.dataset), progress=False, runner=runner))
+        await asyncio.sleep(1)
+        (waiting,) = {0, 1, 2} - set(pool.pids)  # two started, one waits for room
+        node = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--address", ray_cluster, "--block", "--num-cpus", "1"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                                env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"})
+        while len(pool.pids) < 3:
+            assert not run.done(), "the run ended before the new node's worker started"
+            await asyncio.sleep(0.1)
+        outcome = await run
+    finally:
+        await pool.close()
+        if node is not None:
+            node.terminate()
+            node.wait(60)
+    assert outcome.errors == 0 and sum(runner.solved) == 24 and runner.solved[waiting] > 0, runner.solved
+    lines = (tmp_path / "runs" / "sums" / "results.jsonl").read_text().splitlines()
+    assert sorted(json.loads(x)["id"] for x in lines) == [f"q{i:02d}" for i in range(24)]
+
+
+@pytest.mark.ray
 def test_a_driver_killed_mid_run_resumes_without_redoing_answered_problems(ray_cluster, tmp_path, no_workers_left):
     config = write_config(tmp_path, delay=0.01)
     results = tmp_path / "runs" / "sums" / "results.jsonl"
