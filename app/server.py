@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..backends.base import Backend
-from ..strategies.base import REGISTRY
+from ..strategies.base import STRATEGIES
 from .api_job import ApiJob, Outcome
 from .openai_api import ApiError, ApiRequest, chunk, error_body, new_id, parse_request, response
 from .sse import EventStream
@@ -195,7 +195,7 @@ class Server:
         return queue.get_nowait() if not queue.empty() else None
 
     async def models(self, _: Any) -> Any:
-        names = ["ponder", *sorted(REGISTRY)]
+        names = ["ponder", *sorted(STRATEGIES)]
         return json_ok({"object": "list", "data": [{"id": n, "object": "model", "created": 0, "owned_by": "ponder"} for n in names]})
 
     async def health(self, _: Any) -> Any:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import chain
 from pathlib import Path
-from typing import Sequence
+from types import MappingProxyType
+from typing import Any, Mapping, Sequence
 
 import networkx as nx
 
@@ -179,6 +180,10 @@ class Trace:
 
     def score(self, node: Node) -> float | None:
         return self.graph.nodes[node.id]["score"]
+
+    def attrs(self, node: Node) -> Mapping[str, Any]:
+        """The attributes set on `node`, read-only."""
+        return MappingProxyType(self.graph.nodes[node.id])
 
     def node(self, node_id: int) -> Node:
         return self._nodes[node_id]

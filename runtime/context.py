@@ -19,11 +19,12 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Mapping, Sequence, T
 
 from ..backends.base import Backend, Completion, Delta, FinishReason, Sampling, Usage
 from ..backends.meter import usage_listener
+from ..records.ledger_summary import LedgerSummary
 from ..records.problem import Problem
 from ..records.result import Candidate, Result
 from ..records.trace import Node
 from ..verifiers.answer import extract
-from ..verifiers.base import StepScorer, metering
+from ..verifiers.base import ModelScorer, StepScorer, YesNoJudge, metering
 from ..verifiers.confidence import TokenScorer
 from ..verifiers.voting import aggregate
 from .budget import Allowance, Budget, DeadlineReached
@@ -31,6 +32,7 @@ from .events import Emitter, ObservedTrace
 from .fanout import together
 from .ledger import Ledger
 from .prompt import PromptConfig
+from .strategy import resolve_strategy
 from .subrun import Seeds, Subtree
 from .thinking import note_generated
 
@@ -63,33 +65,34 @@ class Context:
     ) -> None:
         self.problem = problem
         self.prompt = prompt or PromptConfig()
-        self.backend = backend
+        self._backend = backend
         self.tokenizer = backend.tokenizer
         self.scorer = scorer
-        self.budget = budget or Budget()
-        self.global_budget = global_budget or Budget()
+        self._budget = budget or Budget()
+        self._global_budget = global_budget or Budget()
         self.ledger = ledger or Ledger()
         self._problem_ledger = self.ledger  # numbers requests problem-wide, in scopes and sub-runs too
-        self.allowance = Allowance(self.budget, self.ledger, self.global_budget)
-        self.emitter = emitter or Emitter(problem.id)
+        self._allowance = Allowance(self._budget, self.ledger, self._global_budget)
+        self._emitter = emitter or Emitter(problem.id)
         self.delimiter = delimiter
-        self.max_len = context_length(backend)
+        self._max_len = context_length(backend)
         self.tree: ObservedTrace | Subtree = ObservedTrace(self.prompt_ids(), self._report)
-        self.seeds = Seeds(seed * 1_000_003)
+        self._seeds = Seeds(seed * 1_000_003)
         self._subruns = 0
+        self._judge: YesNoJudge | None = None  # asks yes/no questions when the scorer does not
 
     def prompt_ids(self, suffix: str = "") -> list[int]:
         """The problem's prompt as the solver renders it, with `suffix` added to the user's message."""
         return self.prompt.ids(self.tokenizer, self.problem, suffix)
 
     def _report(self, kind: Any, node: Node, score: float | None) -> None:
-        if self.emitter.active:
-            self.emitter.emit(kind, node, score, self.ledger.summary())
+        if self._emitter.active:
+            self._emitter.emit(kind, node, score, self.ledger.summary())
 
     # -- budget ---------------------------------------------------------------------------
     def exhausted(self) -> bool:
         """A budget (the problem's or the run's) is spent or held by requests in flight."""
-        return self.allowance.exhausted()
+        return self._allowance.exhausted()
 
     def sampling(self, **fields: object) -> Sampling:
         """A Sampling with a fresh seed; the budget cuts max_tokens when the request is sent."""
@@ -97,15 +100,15 @@ class Context:
         if s.seed is None and s.temperature > 0:
             # sample i of a request is seeded seed + i (Backend.generate, as vLLM does), so the
             # next request starts past all n of them: no two samples of a problem share a seed
-            s = replace(s, seed=self.seeds.take(s.n))
+            s = replace(s, seed=self._seeds.take(s.n))
         return s
 
     def _admit(self, ids: Sequence[int]) -> None:
         """Refuse a prompt the model cannot continue, before it reaches the engine."""
-        if self.max_len is not None and len(ids) + 1 > self.max_len:
+        if self._max_len is not None and len(ids) + 1 > self._max_len:
             raise ValueError(
                 f"problem {self.problem.id}: prompt of {len(ids)} tokens leaves no room to generate "
-                f"within the model's context of {self.max_len} tokens"
+                f"within the model's context of {self._max_len} tokens"
             )
 
     # -- generation -------------------------------------------------------------------------
@@ -143,7 +146,7 @@ class Context:
         reader = self.scorer if isinstance(self.scorer, TokenScorer) else None
         if reader is not None:  # it scores from the logprobs that come with the step: ask for them
             sampling = replace(sampling, logprobs=max(sampling.logprobs or 0, reader.top_logprobs))
-        grant = self.allowance.reserve_tokens(sampling.n, sampling.max_tokens)
+        grant = self._allowance.reserve_tokens(sampling.n, sampling.max_tokens)
         t0 = self.tree.now()
         completions: list[Completion] = []
         cut: FinishReason = "length"
@@ -152,8 +155,8 @@ class Context:
             if grant.samples:
                 try:
                     with usage_listener(heard.append):
-                        completions = await self.allowance.within_deadline(
-                            self.backend.generate(ids, replace(sampling, n=grant.samples, max_tokens=grant.max_tokens)))
+                        completions = await self._allowance.within_deadline(
+                            self._backend.generate(ids, replace(sampling, n=grant.samples, max_tokens=grant.max_tokens)))
                 except DeadlineReached:
                     self.ledger.record(_cut_usage(heard, len(ids), grant.samples), aborted=True, requests=grant.samples)
                     cut = "abort"
@@ -188,7 +191,7 @@ class Context:
         the budget cannot pay for ends at once (`length`); one cut at the deadline ends with
         an `abort` delta."""
         self._admit(node.ids)
-        grant = self.allowance.reserve_tokens(1, sampling.max_tokens)
+        grant = self._allowance.reserve_tokens(1, sampling.max_tokens)
         generated, cached, finished = 0, 0, False
         got: list[int] = []  # the ids read, split into thinking and answer tokens at the end
         heard: list[Usage] = []  # what the backend recorded for this request, when it was cut
@@ -196,12 +199,12 @@ class Context:
             if not grant.samples:
                 yield Delta((), "", "length", usage=Usage())
                 return
-            source = self.backend.stream(node.ids, replace(sampling, max_tokens=grant.max_tokens)).__aiter__()
+            source = self._backend.stream(node.ids, replace(sampling, max_tokens=grant.max_tokens)).__aiter__()
             try:
                 while True:
                     try:
                         with usage_listener(heard.append):
-                            d = await self.allowance.within_deadline(source.__anext__())
+                            d = await self._allowance.within_deadline(source.__anext__())
                     except StopAsyncIteration:
                         break
                     except DeadlineReached:
@@ -270,19 +273,52 @@ class Context:
         """One verifier call (a PRM score, a judge's question): reserved against the verifier
         budget, its engine requests recorded in the ledger as the engine reported them, cut at
         the deadline. None when no call is left."""
-        held = self.allowance.reserve_call()
+        held = self._allowance.reserve_call()
         if held is None:
             return None
         try:
             with metering() as meter:
                 try:
-                    return await self.allowance.within_deadline(call())
+                    return await self._allowance.within_deadline(call())
                 finally:
                     self.ledger.record_verifier(1, usage=meter.usage, requests=meter.requests)
         except DeadlineReached:
             return None
         finally:
             held.release()
+
+    async def ask(self, context: str, question: str) -> float | None:
+        """P(Yes) of a yes/no question: from the scorer when it is a judge, else from a judge
+        on the policy's engine. One verifier call; None when none is left."""
+        judge = self.scorer if isinstance(self.scorer, YesNoJudge) else self._policy_judge()
+        return await self.verify(lambda: judge.p_yes(context, question))
+
+    def _policy_judge(self) -> YesNoJudge:
+        if self._judge is None:
+            from ..verifiers.judge import Judge
+
+            self._judge = Judge(self._backend)
+        return self._judge
+
+    async def critique(self, suffix: str, sampling: Sampling, **attrs: object) -> Node | None:
+        """A text written by the scorer's own model (a judge) for the problem's prompt with
+        `suffix`: one verifier call, its engine requests in the ledger as the engine reported
+        them, and a node under the root (`by="scorer"`). None when no call is left."""
+        scorer = self.scorer
+        if not isinstance(scorer, ModelScorer):
+            raise ValueError(f"problem {self.problem.id}: a critique needs a scorer with its own model (judge, logprob), got {type(scorer).__name__}")
+        backend = scorer.backend
+        ids = self.prompt.ids(backend.tokenizer, self.problem, suffix)
+        t0 = self.tree.now()
+        out = await self.verify(lambda: backend.generate(ids, sampling))
+        if out is None:
+            return None
+        (c,) = out
+        return self.tree.add(self.tree.root, c.token_ids, c.text, c.finish_reason, t0, prompt_ids=ids, by="scorer", **attrs)
+
+    def spent(self) -> LedgerSummary:
+        """What this context has spent so far."""
+        return self.ledger.summary()
 
     def _inherited(self, node: Node) -> float:
         for n in reversed(self.tree.path(node)):
@@ -298,7 +334,7 @@ class Context:
         scope's ledger feeds this one."""
         child = copy.copy(self)
         child.ledger = Ledger(parent=self.ledger)
-        child.allowance = self.allowance.scoped(budget, child.ledger)
+        child._allowance = self._allowance.scoped(budget, child.ledger)
         return child
 
     def hold(self, n: int, max_tokens: int, calls: int = 0) -> tuple["Context", int] | None:
@@ -307,12 +343,12 @@ class Context:
         verifier calls. Returns a context that spends only from the hold, and the tokens each
         sample got; `release(ctx)` gives back what the work did not use."""
         ledger = Ledger(parent=self.ledger)
-        held = self.allowance.hold(n, max_tokens, calls, ledger)
+        held = self._allowance.hold(n, max_tokens, calls, ledger)
         if held is None:
             return None
         allowance, per, reservation = held
         child = copy.copy(self)
-        child.ledger, child.allowance, child._held = ledger, allowance, reservation
+        child.ledger, child._allowance, child._held = ledger, allowance, reservation
         return child, per
 
     def release(self) -> None:
@@ -325,7 +361,7 @@ class Context:
         """A random generator drawn from the problem's seed stream (the run's seed, this
         problem, this sub-run) and `salt`: every random choice of a strategy comes from one,
         so problems differ and reruns repeat. It takes no seed from the requests' stream."""
-        key = f"{self.seeds.start}/{self.problem.id}/{salt}".encode()
+        key = f"{self._seeds.start}/{self.problem.id}/{salt}".encode()
         return random.Random(int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big"))
 
     # -- sub-runs -----------------------------------------------------------------------------
@@ -336,8 +372,6 @@ class Context:
         records into a ledger of its own that feeds this one, so its Result counts its own
         spend and this problem's ledger counts everything. `seed` numbers its seed stream
         (default: one per sub-run of this context); no seed of the problem is drawn twice."""
-        from .strategy import resolve_strategy
-
         sub = resolve_strategy(strategy, config)
         index = self._subruns if seed is None else seed
         self._subruns += 1
@@ -345,7 +379,7 @@ class Context:
         child = copy.copy(self)
         child.tree = Subtree(self.tree, marker)
         child.ledger = Ledger(parent=self.ledger)
-        child.seeds = self.seeds.child(index)
+        child._seeds = self._seeds.child(index)
         child._subruns = 0
         return await sub.run(child)
 

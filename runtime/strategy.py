@@ -1,39 +1,21 @@
-"""The Strategy contract, the registry that finds strategies by name, and the spec that names
-a strategy inside another's config.
+"""The registry that finds strategies by name, and the spec that names a strategy inside
+another's config.
 
+The contract itself (Strategy, StrategyConfig, StrategyContext) is runtime/contract.py.
 Implementations live in strategies/ (built in) or anywhere else (users' files, installed
-packages); all of them are registered through `register_strategy`, and the runtime depends
-only on this protocol.
+packages); all of them are registered through `register_strategy`, and names become
+strategies here only (`resolve_strategy`, used by the context's sub-runs and the app).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Protocol, TypeVar, runtime_checkable
+from typing import Any, Mapping, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails
 
 from ..records.registry import Registry, registrar
-
-if TYPE_CHECKING:
-    from ..records.result import Result
-    from .context import Context
-
-
-class StrategyConfig(BaseModel):
-    """Base of every strategy's config: frozen, unknown keys rejected."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-@runtime_checkable
-class Strategy(Protocol):
-    name: ClassVar[str]
-    Config: ClassVar[type[StrategyConfig]]
-    config: StrategyConfig
-    needs_scorer: ClassVar[bool]
-
-    async def run(self, ctx: Context) -> Result: ...
+from .contract import Strategy, StrategyConfig
 
 
 STRATEGIES: Registry[type[Strategy]] = Registry("strategy", "ponder.strategies")

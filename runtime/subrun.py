@@ -11,25 +11,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Mapping
 
 import networkx as nx
 
 from ..records.trace import Node, Trace
-
-
-class TraceLike(Protocol):
-    """What strategies use of a trace; a Trace and a Subtree both offer it."""
-
-    root: Node
-    graph: Any
-    t0: float
-
-    def add(self, parent: Node, token_ids: Sequence[int], step: str, finish: Any, t_start: float, **kw: Any) -> Node: ...
-    def set(self, node: Node, **attrs: object) -> None: ...
-    def score(self, node: Node) -> float | None: ...
-    def node(self, node_id: int) -> Node: ...
-    def now(self) -> float: ...
 
 
 class Subtree:
@@ -37,7 +23,7 @@ class Subtree:
     `root` at depth 0, paths and steps stop there, `graph` a live view of these nodes only.
     Nodes are added through `outer`, so every enclosing subtree sees them as its own."""
 
-    def __init__(self, outer: TraceLike, marker: Node) -> None:
+    def __init__(self, outer: Trace | Subtree, marker: Node) -> None:
         self.outer = outer
         self.root = replace(marker, depth=0)
         self.t0 = outer.t0
@@ -54,6 +40,9 @@ class Subtree:
 
     def score(self, node: Node) -> float | None:
         return self.outer.score(node)
+
+    def attrs(self, node: Node) -> Mapping[str, Any]:
+        return self.outer.attrs(node)
 
     def node(self, node_id: int) -> Node:
         return self.root if node_id == self.root.id else self.outer.node(node_id)

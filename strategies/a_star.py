@@ -24,8 +24,7 @@ from pydantic import Field
 
 from ..records.result import Result
 from ..records.trace import Node
-from ..runtime.budget import Budget
-from ..runtime.context import Context
+from ..runtime.contract import Budget, StrategyContext
 from .base import Aggregate, Configured, StrategyConfig
 
 
@@ -57,7 +56,7 @@ class AStar(Configured[AStarConfig]):
     Config: ClassVar[type[StrategyConfig]] = AStarConfig
     needs_scorer: ClassVar[bool] = True
 
-    async def run(self, ctx: Context) -> Result:
+    async def run(self, ctx: StrategyContext) -> Result:
         cfg = self.config
         # the search's own budgets are a scope of the problem's: every request reserves from
         # them before it starts, so neither is overshot by a pop's k children

@@ -21,7 +21,7 @@ from pydantic import Field
 
 from ..records.result import Candidate, Result
 from ..records.trace import Node, StreamedChild
-from ..runtime.context import Context
+from ..runtime.contract import StrategyContext
 from ..verifiers.voting import clusters_async, select_async
 from .base import Configured, StrategyConfig
 from .thinking_budget import ThinkingBudget, sample_stream
@@ -63,7 +63,7 @@ class AdaptiveConsistency(Configured[AdaptiveConsistencyConfig]):
         p = leader_probability(counts[0], counts[1]) if counts[0] else 0.0
         return p >= cfg.confidence, p
 
-    async def run(self, ctx: Context) -> Result:
+    async def run(self, ctx: StrategyContext) -> Result:
         cfg = self.config
         finished: list[Node] = []
         candidates: list[Candidate] = []
@@ -89,7 +89,7 @@ class AdaptiveConsistency(Configured[AdaptiveConsistencyConfig]):
         chosen = await select_async(candidates, "majority") if candidates else None
         return ctx.result(self.name, chosen, candidates, metrics)
 
-    async def _sample(self, ctx: Context, index: int, wave: int) -> Node:
+    async def _sample(self, ctx: StrategyContext, index: int, wave: int) -> Node:
         """One streamed sample; if cancelled, its tokens so far go into the tree as aborted."""
         cfg = self.config
         child = StreamedChild(ctx.tree, ctx.tree.root)

@@ -1,32 +1,27 @@
 """Helpers every built-in strategy shares, and the built-in strategies' names.
 
 A strategy is a small class with a frozen pydantic `Config` and `async run(ctx) -> Result`.
-It talks to the engine and verifiers only through the Context. Built-ins register here the
+It talks to the engine and verifiers only through its context (runtime/contract.py). Built-ins register here the
 way users' strategies do (runtime.strategy.register_strategy), as "module:Class" strings, so
 listing strategies or `ponder --help` never imports torch or vLLM.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Awaitable, Generic, Literal, Sequence, TypeVar
+from typing import Generic, Literal, Sequence, TypeVar
 
 from pydantic import Field, model_validator
 
 from ..records.result import Candidate, Result
 from ..records.trace import split_steps
 from ..verifiers.answer import equivalent_async
-
-from ..runtime.fanout import together
+from ..runtime.contract import StrategyContext, together
 from ..runtime.strategy import (
     STRATEGIES, Strategy, StrategyConfig, StrategySpec, make_strategy, register_strategy, strategy_class,
 )
 
 Aggregate = Literal["last", "min", "mean", "prod"]  # step scores -> trajectory score (verifiers.voting.aggregate)
 C = TypeVar("C", bound=StrategyConfig)
-T = TypeVar("T")
-
-if TYPE_CHECKING:
-    from ..runtime.context import Context
 
 BUILT_IN: dict[str, str] = {
     "best_of_n": "best_of_n:BestOfN",
@@ -52,10 +47,8 @@ BUILT_IN: dict[str, str] = {
 for _name, _target in BUILT_IN.items():
     register_strategy(_name, f"{__package__}.{_target}")
 
-REGISTRY = STRATEGIES  # every registered name: built-in, registered by users, or an installed entry point
-
 __all__ = [
-    "REGISTRY", "Aggregate", "Configured", "Strategy", "StrategyConfig", "StrategySpec", "WidthConfig",
+    "STRATEGIES", "Aggregate", "Configured", "Strategy", "StrategyConfig", "StrategySpec", "WidthConfig",
     "chosen_candidate", "chosen_score", "make_strategy", "register_strategy", "strategy_class", "together", "vote_share",
 ]
 
@@ -95,7 +88,7 @@ async def vote_share(candidates: Sequence[Candidate], answer: str) -> float:
     return sum(agree) / len(candidates)
 
 
-async def chosen_score(ctx: Context, result: Result, how: Aggregate = "last") -> float | None:
+async def chosen_score(ctx: StrategyContext, result: Result, how: Aggregate = "last") -> float | None:
     """The chosen candidate's score: the one its strategy gave, else the scorer's (one verifier
     call), else None without a scorer."""
     chosen = chosen_candidate(result)

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from ..runtime.context import Context
+from ..runtime.contract import StrategyContext
 from ..records.result import Result
 from ..records.trace import Node
 from ..verifiers.voting import Selection, select_async
@@ -36,7 +36,7 @@ class BeamSearch(Configured[BeamSearchConfig]):
     Config: ClassVar[type[StrategyConfig]] = BeamSearchConfig
     needs_scorer: ClassVar[bool] = True
 
-    async def run(self, ctx: Context) -> Result:
+    async def run(self, ctx: StrategyContext) -> Result:
         cfg = self.config
         keep = cfg.n // cfg.width
         completed: list[tuple[Node, float]] = []
@@ -57,7 +57,7 @@ class BeamSearch(Configured[BeamSearchConfig]):
         candidates = [ctx.candidate(node, score) for node, score in pool]
         return ctx.result(self.name, await select_async(candidates, cfg.selection), candidates, {"steps": step + 1})
 
-    async def _expand(self, ctx: Context, parent: Node, n: int, last: bool) -> list[tuple[Node, float]]:
+    async def _expand(self, ctx: StrategyContext, parent: Node, n: int, last: bool) -> list[tuple[Node, float]]:
         cfg = self.config
         sampling = ctx.step_sampling(n, cfg.temperature, cfg.top_p, cfg.step_tokens, cfg.final_tokens, last)
         if not cfg.lookahead:
@@ -65,7 +65,7 @@ class BeamSearch(Configured[BeamSearchConfig]):
         children = await ctx.extend(parent, sampling)
         return list(zip(children, await together(self._score(ctx, c) for c in children)))
 
-    async def _score(self, ctx: Context, node: Node) -> float:
+    async def _score(self, ctx: StrategyContext, node: Node) -> float:
         """The score of `node` read after rolling `lookahead` greedy steps past it."""
         if ctx.done(node):
             return await ctx.score(node, self.config.aggregate)

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from ..runtime.context import Context
+from ..runtime.contract import StrategyContext
 from ..records.result import Result
 from ..records.trace import split_steps
 from ..verifiers.answer import equivalent_async
@@ -44,7 +44,7 @@ class BestOfN(Configured[BestOfNConfig]):
     Config: ClassVar[type[StrategyConfig]] = BestOfNConfig
     needs_scorer: ClassVar[bool] = False
 
-    async def run(self, ctx: Context) -> Result:
+    async def run(self, ctx: StrategyContext) -> Result:
         cfg = self.config
         n = 1 if cfg.selection == "first" and cfg.n == 1 else cfg.n
         sampling = ctx.sampling(n=n, temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens)

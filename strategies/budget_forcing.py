@@ -14,7 +14,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from ..records.result import Result
-from ..runtime.context import Context
+from ..runtime.contract import StrategyContext
 from ..verifiers.voting import select_async
 from .base import Configured, StrategyConfig
 from .thinking_budget import ThinkingBudget, sample_all
@@ -32,11 +32,11 @@ class BudgetForcing(Configured[BudgetForcingConfig]):
     Config: ClassVar[type[StrategyConfig]] = BudgetForcingConfig
     needs_scorer: ClassVar[bool] = False
 
-    async def run(self, ctx: Context) -> Result:
+    async def run(self, ctx: StrategyContext) -> Result:
         cfg = self.config
         sampling = ctx.sampling(n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens)
         nodes = [node for node, _ in await sample_all(ctx, ctx.tree.root, sampling, cfg)]
-        attrs = [ctx.tree.graph.nodes[node.id] for node in nodes]
+        attrs = [ctx.tree.attrs(node) for node in nodes]
         candidates = [ctx.candidate(node) for node in nodes]
         metrics = {
             "waits": sum(a["waits"] for a in attrs), "thinking_cut": sum(a["thinking_cut"] for a in attrs),

@@ -16,7 +16,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, field_validator
 
 from ..records.result import Result
-from ..runtime.context import Context
+from ..runtime.contract import StrategyContext
 from .base import Aggregate, Configured, StrategyConfig, StrategySpec, chosen_candidate, chosen_score, vote_share
 
 
@@ -49,7 +49,7 @@ class Cascade(Configured[CascadeConfig]):
         # per instance: a stage that searches with a scorer, or confidence read from one
         self.needs_scorer = config.confidence == "score" or any(getattr(s, "needs_scorer", False) for s in self.stages)  # type: ignore[misc]
 
-    async def run(self, ctx: Context) -> Result:
+    async def run(self, ctx: StrategyContext) -> Result:
         cfg = self.config
         metrics: dict[str, float] = {}
         for i, stage in enumerate(self.stages, start=1):
@@ -61,7 +61,7 @@ class Cascade(Configured[CascadeConfig]):
         chosen = chosen_candidate(result)
         return ctx.result(self.name, chosen, [*result.candidates] or [chosen], metrics)
 
-    async def _confidence(self, ctx: Context, result: Result) -> float:
+    async def _confidence(self, ctx: StrategyContext, result: Result) -> float:
         if self.config.confidence == "vote":
             return await vote_share(result.candidates, result.answer)
         score = await chosen_score(ctx, result, self.config.aggregate)

@@ -20,7 +20,7 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..records.result import Result
-from ..runtime.context import Context
+from ..runtime.contract import StrategyContext
 from ..verifiers.voting import select_async
 from .base import Configured, StrategyConfig, StrategySpec, chosen_candidate, vote_share
 
@@ -127,7 +127,7 @@ class ComputeOptimal(Configured[ComputeOptimalConfig]):
         # per instance: a chosen cell that searches with a scorer needs one
         self.needs_scorer = any(getattr(s, "needs_scorer", False) for s in self.cells.values())  # type: ignore[misc]
 
-    async def run(self, ctx: Context) -> Result:
+    async def run(self, ctx: StrategyContext) -> Result:
         wave = await ctx.run(self.wave, seed=0)
         share = await vote_share(wave.candidates, wave.answer)
         level = round(share * len(wave.candidates))

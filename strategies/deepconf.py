@@ -21,7 +21,7 @@ from typing import ClassVar, Literal, Sequence
 
 from pydantic import Field, model_validator
 
-from ..runtime.context import Context
+from ..runtime.contract import StrategyContext
 from ..records.result import Candidate, Result
 from ..records.trace import Node, StreamedChild
 from ..verifiers.confidence import token_confidence
@@ -88,11 +88,11 @@ class DeepConf(Configured[DeepConfConfig]):
     Config: ClassVar[type[StrategyConfig]] = DeepConfConfig
     needs_scorer: ClassVar[bool] = False
 
-    def _sampling(self, ctx: Context, n: int):
+    def _sampling(self, ctx: StrategyContext, n: int):
         cfg = self.config
         return ctx.sampling(n=n, temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens, logprobs=cfg.top_k)
 
-    async def run(self, ctx: Context) -> Result:
+    async def run(self, ctx: StrategyContext) -> Result:
         cfg = self.config
         first = cfg.n if cfg.mode == "offline" else min(cfg.warmup, cfg.n)
         traces = []
@@ -115,7 +115,7 @@ class DeepConf(Configured[DeepConfConfig]):
         candidates = [Candidate(n.text, ctx.candidate(n).answer, score=c, finish=n.finish, tokens=len(n.generated_ids), node=n.id) for n, c in voters]
         return ctx.result(self.name, await select_async(candidates, "weighted"), candidates, {**metrics, "voters": len(voters)})
 
-    async def _online(self, ctx: Context, threshold: float) -> tuple[Node, float]:
+    async def _online(self, ctx: StrategyContext, threshold: float) -> tuple[Node, float]:
         """Stream one trace; abort it when its window confidence drops below the threshold."""
         cfg = self.config
         trace = StreamedChild(ctx.tree, ctx.tree.root)

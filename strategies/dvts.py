@@ -12,7 +12,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from ..runtime.context import Context
+from ..runtime.contract import StrategyContext
 from ..records.result import Result
 from ..records.trace import Node
 from ..verifiers.voting import Selection, select_async
@@ -34,13 +34,13 @@ class DVTS(Configured[DVTSConfig]):
     Config: ClassVar[type[StrategyConfig]] = DVTSConfig
     needs_scorer: ClassVar[bool] = True
 
-    async def run(self, ctx: Context) -> Result:
+    async def run(self, ctx: StrategyContext) -> Result:
         cfg = self.config
         leaves = await together(self._subtree(ctx, i) for i in range(cfg.n // cfg.width))
         candidates = [ctx.candidate(node, score) for group in leaves for node, score in group]
         return ctx.result(self.name, await select_async(candidates, cfg.selection), candidates, {"subtrees": len(leaves)})
 
-    async def _subtree(self, ctx: Context, index: int) -> list[tuple[Node, float]]:
+    async def _subtree(self, ctx: StrategyContext, index: int) -> list[tuple[Node, float]]:
         """The subtree's last M siblings, each with its score."""
         cfg = self.config
         node = ctx.tree.root

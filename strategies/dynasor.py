@@ -21,8 +21,7 @@ from pydantic import Field
 
 from ..records.result import Candidate, Result
 from ..records.trace import StreamedChild
-from ..runtime.context import Context
-from ..runtime.thinking import ThinkingConfig
+from ..runtime.contract import StrategyContext, ThinkingConfig
 from ..verifiers.answer import boxed, equivalent_async, normalise
 from ..verifiers.voting import select_async
 from .base import Configured, StrategyConfig, together
@@ -58,17 +57,17 @@ class Dynasor(Configured[DynasorConfig]):
     Config: ClassVar[type[StrategyConfig]] = DynasorConfig
     needs_scorer: ClassVar[bool] = False
 
-    async def run(self, ctx: Context) -> Result:
+    async def run(self, ctx: StrategyContext) -> Result:
         cfg = self.config
         outcomes = await together([self._stream(ctx, i) for i in range(cfg.n)])
         candidates = [c for c, _, _ in outcomes]
         metrics = {
             "probes": sum(p for _, p, _ in outcomes), "early_exits": sum(e for _, _, e in outcomes),
-            "probe_tokens": ctx.ledger.probe_tokens,
+            "probe_tokens": ctx.spent().probe_tokens,
         }
         return ctx.result(self.name, await select_async(candidates, "majority"), candidates, metrics)
 
-    async def _probe(self, ctx: Context, ids: list[int]) -> Probe:
+    async def _probe(self, ctx: StrategyContext, ids: list[int]) -> Probe:
         cfg = self.config
         sampling = ctx.sampling(temperature=cfg.probe_temperature, max_tokens=cfg.probe_tokens)
         (node,) = await ctx.sample(ids + ctx.tokenizer.encode(cfg.probe_suffix), sampling, probe=True)
@@ -82,7 +81,7 @@ class Dynasor(Configured[DynasorConfig]):
             return False
         return all([await equivalent_async(p.answer, window[-1].answer) for p in window[:-1]])
 
-    async def _stream(self, ctx: Context, index: int) -> tuple[Candidate, int, bool]:
+    async def _stream(self, ctx: StrategyContext, index: int) -> tuple[Candidate, int, bool]:
         """One stream probed as it thinks: its candidate, the probes made, whether it stopped early."""
         cfg = self.config
         think = ctx.prompt.thinking or ThinkingConfig()

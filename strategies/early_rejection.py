@@ -12,7 +12,7 @@ from typing import ClassVar
 
 from pydantic import Field, model_validator
 
-from ..runtime.context import Context
+from ..runtime.contract import StrategyContext
 from ..records.result import Result
 from ..records.trace import Node
 from ..verifiers.voting import Selection, select_async
@@ -42,7 +42,7 @@ class EarlyRejection(Configured[EarlyRejectionConfig]):
     Config: ClassVar[type[StrategyConfig]] = EarlyRejectionConfig
     needs_scorer: ClassVar[bool] = True
 
-    async def run(self, ctx: Context) -> Result:
+    async def run(self, ctx: StrategyContext) -> Result:
         cfg = self.config
         keep = cfg.n // cfg.width
         beams: list[Node] = [ctx.tree.root]
@@ -76,7 +76,7 @@ class EarlyRejection(Configured[EarlyRejectionConfig]):
         candidates = [ctx.candidate(n, s) for n, s in zip(pool, scores)]
         return ctx.result(self.name, await select_async(candidates, cfg.selection), candidates, {"rejected": dropped, "steps": step + 1})
 
-    async def _finish_step(self, ctx: Context, node: Node, tokens: int, stop: tuple[str, ...]) -> Node:
+    async def _finish_step(self, ctx: StrategyContext, node: Node, tokens: int, stop: tuple[str, ...]) -> Node:
         """Continue a τ-token partial step to its end from its exact ids."""
         if node.finish != "length":
             return node  # the step (or the whole answer) ended within τ tokens

@@ -16,8 +16,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from ..backends.base import Sampling
-from ..runtime.context import Context
+from ..runtime.contract import Sampling, StrategyContext
 from ..records.result import Result
 from ..records.trace import Node, StreamedChild
 from ..verifiers.voting import select_async
@@ -39,16 +38,16 @@ class FirstFinish(Configured[FirstFinishConfig]):
     Config: ClassVar[type[StrategyConfig]] = FirstFinishConfig
     needs_scorer: ClassVar[bool] = False
 
-    async def run(self, ctx: Context) -> Result:
+    async def run(self, ctx: StrategyContext) -> Result:
         return await (self._sync(ctx) if self.config.mode == "sync" else self._async(ctx))
 
-    async def _sync(self, ctx: Context) -> Result:
+    async def _sync(self, ctx: StrategyContext) -> Result:
         cfg = self.config
         sampling = ctx.sampling(n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens)
         nodes = [node for node, _ in await sample_all(ctx, ctx.tree.root, sampling, cfg.thinking_budget)]
         return await self._answer(ctx, nodes, {})
 
-    async def _async(self, ctx: Context) -> Result:
+    async def _async(self, ctx: StrategyContext) -> Result:
         cfg = self.config
         t0 = ctx.tree.now()
         samples = [StreamedChild(ctx.tree, ctx.tree.root) for _ in range(cfg.n)]
@@ -71,11 +70,11 @@ class FirstFinish(Configured[FirstFinishConfig]):
         metrics = {"latency_s": round(latency, 3), "aborted": sum(n.finish == "abort" for n in nodes)}
         return await self._answer(ctx, [nodes[eos[0][1]]] if eos else nodes, metrics)
 
-    async def _one(self, ctx: Context, sampling: Sampling, sample: StreamedChild) -> None:
+    async def _one(self, ctx: StrategyContext, sampling: Sampling, sample: StreamedChild) -> None:
         async for d in sample_stream(ctx, ctx.tree.root, sampling, self.config.thinking_budget):
             sample.add(d)
 
-    async def _answer(self, ctx: Context, nodes: list[Node], metrics: dict[str, float]) -> Result:
+    async def _answer(self, ctx: StrategyContext, nodes: list[Node], metrics: dict[str, float]) -> Result:
         finished = sorted((n for n in nodes if n.finish == "eos"), key=lambda n: len(n.generated_ids))
         if finished:
             chosen = ctx.candidate(finished[0])

@@ -24,8 +24,7 @@ from pydantic import Field
 
 from ..records.result import Candidate, Result
 from ..records.trace import Node, split_steps
-from ..runtime.budget import Budget
-from ..runtime.context import Context
+from ..runtime.contract import Budget, StrategyContext
 from ..verifiers.voting import select_async
 from .base import Aggregate, Configured, StrategyConfig, together
 
@@ -92,7 +91,7 @@ class MCTS(Configured[MCTSConfig]):
     Config: ClassVar[type[StrategyConfig]] = MCTSConfig
     needs_scorer: ClassVar[bool] = True
 
-    async def run(self, ctx: Context) -> Result:
+    async def run(self, ctx: StrategyContext) -> Result:
         cfg = self.config
         # the search's budgets, a scope of the problem's; each expansion holds its k children's
         # tokens and verifier calls before it starts, so none is overshot
@@ -159,7 +158,7 @@ class MCTS(Configured[MCTSConfig]):
         cfg = self.config
         return cfg.final_tokens if leaf.node.depth + 1 >= cfg.max_depth else cfg.step_tokens
 
-    async def _expand(self, ctx: Context, pot: Context, cap: int, leaf: Vertex) -> list[tuple[Vertex, float]]:
+    async def _expand(self, ctx: StrategyContext, pot: StrategyContext, cap: int, leaf: Vertex) -> list[tuple[Vertex, float]]:
         """k children of `leaf` in one request, each evaluated, paid from `pot` (held for
         them by the caller) and given back as the expansion ends."""
         cfg = self.config
@@ -179,7 +178,7 @@ class MCTS(Configured[MCTSConfig]):
         leaf.children = children
         return list(zip(children, values))
 
-    async def _evaluate(self, ctx: Context, pot: Context, child: Vertex) -> float:
+    async def _evaluate(self, ctx: StrategyContext, pot: StrategyContext, child: Vertex) -> float:
         """The child's value: its score (a verifier call from the expansion's pot), or with
         `rollout` the score of a greedy rollout to the end, when its tokens can be held."""
         cfg = self.config
@@ -196,7 +195,7 @@ class MCTS(Configured[MCTSConfig]):
             child.finished = (tip, value)
         return value
 
-    async def _complete(self, ctx: Context, node: Node) -> Node:
+    async def _complete(self, ctx: StrategyContext, node: Node) -> Node:
         """The best partial trajectory, finished greedily with what the token budget has left."""
         if ctx.exhausted():
             return node

@@ -25,7 +25,7 @@ from pydantic import Field
 
 from ..records.result import Result
 from ..records.trace import Node
-from ..runtime.context import Context
+from ..runtime.contract import StrategyContext
 from ..verifiers.voting import Selection, select_async
 from .base import Aggregate, Configured, StrategyConfig, together
 
@@ -70,7 +70,7 @@ class ParticleFiltering(Configured[ParticleFilteringConfig]):
     Config: ClassVar[type[StrategyConfig]] = ParticleFilteringConfig
     needs_scorer: ClassVar[bool] = True
 
-    async def run(self, ctx: Context) -> Result:
+    async def run(self, ctx: StrategyContext) -> Result:
         cfg = self.config
         rng = ctx.random(cfg.seed)  # the problem's own draws: resampling differs between problems
         reference: list[Node] = []
@@ -86,7 +86,7 @@ class ParticleFiltering(Configured[ParticleFilteringConfig]):
         metrics = {"resamples": totals["resamples"], "finished_resampled": totals["finished_resampled"], "iterations": iteration + 1}
         return ctx.result(self.name, await select_async(candidates, cfg.selection), candidates, metrics)
 
-    async def _filter(self, ctx: Context, rng: random.Random, reference: list[Node], iteration: int, totals: Counter[str]) -> list[Particle]:
+    async def _filter(self, ctx: StrategyContext, rng: random.Random, reference: list[Node], iteration: int, totals: Counter[str]) -> list[Particle]:
         """One run of the filter; returns the final population, every particle finished."""
         cfg = self.config
         free = cfg.particles - bool(reference)  # particles that are resampled

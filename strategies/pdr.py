@@ -23,7 +23,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from ..runtime.context import Context
+from ..runtime.contract import StrategyContext
 from ..records.result import Result
 from ..records.trace import Node, split_steps
 from ..verifiers.voting import clusters_async, select_async
@@ -74,7 +74,7 @@ class PDR(Configured[PDRConfig]):
         if self.drafter is not None:  # per instance: a drafter that searches needs the scorer
             self.needs_scorer = bool(getattr(self.drafter, "needs_scorer", False))  # type: ignore[misc]
 
-    async def run(self, ctx: Context) -> Result:
+    async def run(self, ctx: StrategyContext) -> Result:
         cfg = self.config
         rng = ctx.random()
         question_ids = list(ctx.tree.root.ids)
@@ -102,10 +102,10 @@ class PDR(Configured[PDRConfig]):
             b_seq += max(len(d.generated_ids) for d in drafts)
         candidates = [ctx.candidate(d) for d in drafts]
         chosen = candidates[0] if len(candidates) == 1 else await select_async(candidates, "majority")
-        metrics = {"B_seq": b_seq, "B_tot": ctx.ledger.generated_tokens, "rounds": rounds, "question_tokens": len(question_ids)}
+        metrics = {"B_seq": b_seq, "B_tot": ctx.spent().generated_tokens, "rounds": rounds, "question_tokens": len(question_ids)}
         return ctx.result(self.name, chosen, candidates, metrics)
 
-    async def _draft(self, ctx: Context) -> list[Node]:
+    async def _draft(self, ctx: StrategyContext) -> list[Node]:
         """Round 1: M_1 samples, or with a drafter M_1 runs of it (sub-runs with their own
         seeds), each run's answer a draft. Later rounds answer given the workspace, a prompt
         of their own, so they sample."""
@@ -115,16 +115,16 @@ class PDR(Configured[PDRConfig]):
         runs = await together([ctx.run(self.drafter, seed=i) for i in range(m)])
         return [ctx.tree.node(c.node) for c in map(chosen_candidate, runs) if c.node is not None]
 
-    def _sampling(self, ctx: Context, n: int):
+    def _sampling(self, ctx: StrategyContext, n: int):
         cfg = self.config
         return ctx.sampling(n=n, temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens)
 
-    def _bound(self, ctx: Context, text: str, tokens: int) -> str:
+    def _bound(self, ctx: StrategyContext, text: str, tokens: int) -> str:
         """The first `tokens` tokens of `text`."""
         ids = ctx.tokenizer.encode(text)
         return text if len(ids) <= tokens else ctx.tokenizer.decode(ids[:tokens])
 
-    def _listing(self, ctx: Context, drafts: list[Node]) -> str:
+    def _listing(self, ctx: StrategyContext, drafts: list[Node]) -> str:
         """The drafts in at most κ tokens, each cut to an equal share from its end (where its
         answer is), so no draft crowds out the others."""
         heads = [f"Attempt {i + 1}:\n" for i in range(len(drafts))]
@@ -136,7 +136,7 @@ class PDR(Configured[PDRConfig]):
             parts.append(head + (ctx.tokenizer.decode(ids[-share:]) if len(ids) > share else d.text.strip()))
         return self._bound(ctx, "\n\n".join(parts), self.config.workspace_tokens)
 
-    async def _distill(self, ctx: Context, drafts: list[Node], m: int, rng: random.Random) -> tuple[list[str], int]:
+    async def _distill(self, ctx: StrategyContext, drafts: list[Node], m: int, rng: random.Random) -> tuple[list[str], int]:
         """Workspaces for the next round's m generators (one shared, or one each for random_k),
         and the tokens the operator itself generated."""
         cfg = self.config
@@ -150,7 +150,7 @@ class PDR(Configured[PDRConfig]):
             return [self._listing(ctx, rng.sample(drafts, min(cfg.k, len(drafts)))) for _ in range(m)], 0
         return [self._listing(ctx, await self._top(ctx, drafts))], 0
 
-    async def _top(self, ctx: Context, drafts: list[Node]) -> list[Node]:
+    async def _top(self, ctx: StrategyContext, drafts: list[Node]) -> list[Node]:
         cfg = self.config
         if ctx.scorer is not None:
             scores = await together(ctx.score(d, cfg.aggregate, split_steps(d.text, ctx.delimiter)) for d in drafts)

@@ -15,10 +15,10 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from ..backends.base import Backend
 from ..records.result import Result
 from ..records.trace import Node
-from ..runtime.context import Context
+from ..runtime.contract import StrategyContext
+from ..verifiers.base import ModelScorer
 from .base import Configured, StrategyConfig
 
 FEEDBACK_ASK = (
@@ -48,9 +48,10 @@ class SelfRefine(Configured[SelfRefineConfig]):
     Config: ClassVar[type[StrategyConfig]] = SelfRefineConfig
     needs_scorer: ClassVar[bool] = False
 
-    async def run(self, ctx: Context) -> Result:
+    async def run(self, ctx: StrategyContext) -> Result:
         cfg = self.config
-        judge = self._judge(ctx)
+        if cfg.feedback == "scorer" and not isinstance(ctx.scorer, ModelScorer):
+            raise ValueError(f"self_refine: feedback: scorer needs a scorer with its own model (judge, logprob), got {type(ctx.scorer).__name__}")
         (answer,) = await ctx.extend(ctx.tree.root, self._sampling(ctx, cfg.max_tokens), round=0, role="answer")
         answers: list[Node] = [answer]
         history: list[str] = []
@@ -58,7 +59,7 @@ class SelfRefine(Configured[SelfRefineConfig]):
         for r in range(1, cfg.max_rounds + 1):
             if ctx.exhausted():
                 break
-            feedback = await self._feedback(ctx, judge, answer.text.strip(), r)
+            feedback = await self._feedback(ctx, r, answer.text.strip())
             if feedback is None:  # the verifier budget or the deadline left no critique
                 break
             if cfg.stop_phrase.lower() in feedback.text.lower():
@@ -71,33 +72,18 @@ class SelfRefine(Configured[SelfRefineConfig]):
             (answer,) = await ctx.sample(ctx.prompt_ids(REFINE_ASK.format(history=shown)), self._sampling(ctx, cfg.max_tokens), round=r, role="answer")
             answers.append(answer)
         candidates = [ctx.candidate(a) for a in answers]
-        metrics = {"rounds": len(answers) - 1, "no_error": stopped, "feedback_by_scorer": int(judge is not None)}
+        metrics = {"rounds": len(answers) - 1, "no_error": stopped, "feedback_by_scorer": int(cfg.feedback == "scorer")}
         return ctx.result(self.name, candidates[-1], candidates, metrics)
 
-    def _sampling(self, ctx: Context, max_tokens: int):
+    def _sampling(self, ctx: StrategyContext, max_tokens: int):
         return ctx.sampling(temperature=self.config.temperature, top_p=self.config.top_p, max_tokens=max_tokens)
 
-    def _judge(self, ctx: Context) -> Backend | None:
-        if self.config.feedback == "policy":
-            return None
-        backend = getattr(ctx.scorer, "backend", None)
-        if backend is None:
-            raise ValueError(f"self_refine: feedback: scorer needs a scorer with its own model (judge, logprob), got {type(ctx.scorer).__name__}")
-        return backend
-
-    async def _feedback(self, ctx: Context, judge: Backend | None, answer: str, r: int) -> Node | None:
+    async def _feedback(self, ctx: StrategyContext, r: int, answer: str) -> Node | None:
         cfg = self.config
         suffix = FEEDBACK_ASK.format(answer=answer, stop=cfg.stop_phrase)
         sampling = self._sampling(ctx, cfg.feedback_tokens)
-        if judge is None:
+        if cfg.feedback == "policy":
             (node,) = await ctx.sample(ctx.prompt_ids(suffix), sampling, round=r, role="feedback")
             return node
-        # the judge model writes the critique: a verifier call (budgeted, its engine requests
-        # in the ledger as the engine reported them) and a node of the trace
-        ids = ctx.prompt.ids(judge.tokenizer, ctx.problem, suffix)
-        t0 = ctx.tree.now()
-        out = await ctx.verify(lambda: judge.generate(ids, sampling))
-        if out is None:
-            return None
-        (c,) = out
-        return ctx.tree.add(ctx.tree.root, c.token_ids, c.text, c.finish_reason, t0, prompt_ids=ids, round=r, role="feedback", by="scorer")
+        # the scorer's model (a judge) writes the critique: a verifier call, budgeted, and a node of the trace
+        return await ctx.critique(suffix, sampling, round=r, role="feedback")

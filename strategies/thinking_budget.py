@@ -21,11 +21,8 @@ from typing import AsyncIterator, Sequence
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from ..backends.base import Completion, Delta, Sampling
 from ..records.trace import Node, StreamedChild
-from ..runtime.context import Context
-from ..runtime.strategy import StrategyConfig
-from ..runtime.thinking import ThinkingConfig
+from ..runtime.contract import Completion, Delta, Sampling, StrategyConfig, StrategyContext, ThinkingConfig
 from .base import together
 
 SEGMENT_SEED = 1_000_033  # a continuation's seed: the sample's, moved by this per segment
@@ -98,7 +95,7 @@ def _count(deltas: Sequence[Delta]) -> int:
     return sum(len(d.token_ids) for d in deltas)
 
 
-async def forced_stream(ctx: Context, parent: Node, sampling: Sampling, budget: ThinkingBudget,
+async def forced_stream(ctx: StrategyContext, parent: Node, sampling: Sampling, budget: ThinkingBudget,
                         log: Forcing | None = None) -> AsyncIterator[Delta]:
     """One sample continuing `parent`, forced to the budget, as one stream of deltas."""
     log = log if log is not None else Forcing()
@@ -196,7 +193,7 @@ async def forced_stream(ctx: Context, parent: Node, sampling: Sampling, budget: 
         return
 
 
-async def forced_sample(ctx: Context, parent: Node, sampling: Sampling, budget: ThinkingBudget, **attrs: object) -> tuple[Node, Completion]:
+async def forced_sample(ctx: StrategyContext, parent: Node, sampling: Sampling, budget: ThinkingBudget, **attrs: object) -> tuple[Node, Completion]:
     """One forced sample collected into a child of `parent` (one node, as one request would give)."""
     log = Forcing()
     child = StreamedChild(ctx.tree, parent)
@@ -207,7 +204,7 @@ async def forced_sample(ctx: Context, parent: Node, sampling: Sampling, budget: 
     return node, Completion(tuple(child.ids), child.text, node.finish or "abort", top_logprobs=tops)
 
 
-async def sample_all(ctx: Context, parent: Node, sampling: Sampling, budget: ThinkingBudget | None, **attrs: object) -> list[tuple[Node, Completion]]:
+async def sample_all(ctx: StrategyContext, parent: Node, sampling: Sampling, budget: ThinkingBudget | None, **attrs: object) -> list[tuple[Node, Completion]]:
     """n samples continuing `parent`: `ctx.extend_with` without a budget; forced, each its
     own chain of requests seeded as the n samples of one request are, with one."""
     if budget is None:
@@ -216,6 +213,6 @@ async def sample_all(ctx: Context, parent: Node, sampling: Sampling, budget: Thi
     return await together([forced_sample(ctx, parent, replace(sampling, n=1, seed=seed), budget, **attrs) for seed in seeds])
 
 
-def sample_stream(ctx: Context, parent: Node, sampling: Sampling, budget: ThinkingBudget | None) -> AsyncIterator[Delta]:
+def sample_stream(ctx: StrategyContext, parent: Node, sampling: Sampling, budget: ThinkingBudget | None) -> AsyncIterator[Delta]:
     """One streamed sample continuing `parent`: `ctx.stream`, or forced with a budget."""
     return ctx.stream(parent, sampling) if budget is None else forced_stream(ctx, parent, sampling, budget)

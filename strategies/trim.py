@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
 from ..records.result import Result
 from ..records.trace import StreamedChild
-from ..runtime.context import Context
+from ..runtime.contract import StrategyContext
 from ..verifiers.answer import equivalent_async, extract
 from .base import Configured, StrategyConfig
 
@@ -82,19 +82,12 @@ class Trim(Configured[TrimConfig]):
     Config: ClassVar[type[StrategyConfig]] = TrimConfig
     needs_scorer: ClassVar[bool] = False
 
-    def _judge(self, ctx: Context) -> Any:
-        if ctx.scorer is not None and hasattr(ctx.scorer, "p_yes"):
-            return ctx.scorer
-        from ..verifiers.judge import Judge
-
-        return Judge(ctx.backend)
-
-    async def _ask(self, ctx: Context, judge: Any, watch: _Watch, context: str, question: str) -> bool | None:
+    async def _ask(self, ctx: StrategyContext, watch: _Watch, context: str, question: str) -> bool | None:
         """The judge's yes/no; None when the call failed twice or no verifier call is left.
         Every try is a verifier call in the ledger, failed or not."""
         for attempt in range(2):
             try:
-                p = await ctx.verify(lambda: judge.p_yes(context, question))
+                p = await ctx.ask(context, question)
             except Exception as e:  # noqa: BLE001 - any judge failure costs one question, not the detection
                 error = f"{type(e).__name__}: {e}"
                 watch.retries += attempt == 0
@@ -103,9 +96,9 @@ class Trim(Configured[TrimConfig]):
         watch.failures.append(error)
         return None
 
-    async def _judge_thought(self, ctx: Context, judge: Any, watch: _Watch, index: int, thought: str) -> None:
+    async def _judge_thought(self, ctx: StrategyContext, watch: _Watch, index: int, thought: str) -> None:
         cfg, mine = self.config, watch.answers[index]
-        reached = await self._ask(ctx, judge, watch, f"Problem: {ctx.problem.question}\n\nReasoning: {thought.strip()}", cfg.answer_question)
+        reached = await self._ask(ctx, watch, f"Problem: {ctx.problem.question}\n\nReasoning: {thought.strip()}", cfg.answer_question)
         answer = SKIPPED if reached is None else (extract(thought, ctx.problem.choices).text if reached else "") or None
         mine.set_result(answer)
         if answer is None or answer == SKIPPED:
@@ -122,12 +115,11 @@ class Trim(Configured[TrimConfig]):
         elif cfg.same_answer == "rule":
             same = False
         else:
-            same = bool(await self._ask(ctx, judge, watch, f"Answer A: {previous}\nAnswer B: {answer}", cfg.same_question))
+            same = bool(await self._ask(ctx, watch, f"Answer A: {previous}\nAnswer B: {answer}", cfg.same_question))
         watch.same[index] = same
 
-    async def run(self, ctx: Context) -> Result:
+    async def run(self, ctx: StrategyContext) -> Result:
         cfg = self.config
-        judge = self._judge(ctx)
         watch = _Watch(cfg.agree)
         tasks: list[asyncio.Task] = []
         start, decision = 0, None
@@ -147,7 +139,7 @@ class Trim(Configured[TrimConfig]):
                 cut = min((i for i in (text.find(m, start + 1) for m in cfg.markers) if i > start), default=-1)
                 if cut > 0:  # a thought ended where the next reflection begins
                     watch.answers.append(asyncio.get_running_loop().create_future())
-                    tasks.append(asyncio.create_task(self._judge_thought(ctx, judge, watch, len(tasks), text[start:cut])))
+                    tasks.append(asyncio.create_task(self._judge_thought(ctx, watch, len(tasks), text[start:cut])))
                     start = cut
                 if watch.converged():
                     decision = "overthinking"

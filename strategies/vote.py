@@ -15,7 +15,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from ..records.result import Result
-from ..runtime.context import Context
+from ..runtime.contract import StrategyContext
 from ..verifiers.voting import select_async
 from .base import Aggregate, Configured, StrategyConfig, StrategySpec, chosen_candidate, chosen_score, together, vote_share
 
@@ -38,7 +38,7 @@ class Vote(Configured[VoteConfig]):
         # per instance: whether a scorer is needed depends on the strategy being voted on
         self.needs_scorer = bool(getattr(self.sub, "needs_scorer", False))  # type: ignore[misc]
 
-    async def run(self, ctx: Context) -> Result:
+    async def run(self, ctx: StrategyContext) -> Result:
         cfg = self.config
         runs = await together([ctx.run(self.sub, seed=i) for i in range(cfg.k)])
         candidates = []

@@ -11,12 +11,13 @@ from ponder.records.problem import Problem
 from ponder.runtime.budget import Allowance, Budget
 from ponder.runtime.ledger import Ledger
 from ponder.runtime.solver import Solver
-from ponder.strategies.base import REGISTRY, make_strategy
+from ponder.strategies.base import make_strategy
+from ponder.strategies.base import STRATEGIES as REGISTERED
 
 from .scripts import KeywordScorer, backend
 
 PROBLEMS = [Problem(id=f"p{i}", question=f"What is {i} + 7?", answer=str(i + 7)) for i in range(8)]
-STRATEGIES = sorted(REGISTRY)
+STRATEGIES = sorted(REGISTERED)
 
 
 def has_text(result) -> bool:

@@ -9,7 +9,7 @@ import pytest
 from ponder.backends.scripted import ScriptedBackend
 from ponder.records.problem import Problem
 from ponder.runtime.solver import Solver
-from ponder.strategies.base import REGISTRY, make_strategy
+from ponder.strategies.base import STRATEGIES, make_strategy
 
 from .scripts import KeywordScorer, backend
 
@@ -90,7 +90,7 @@ async def test_early_rejection_reports_rejected_partials_as_they_are_dropped():
     assert all(events.index(e) < done_at for e in pruned)
 
 
-@pytest.mark.parametrize("name", sorted(REGISTRY))
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
 async def test_every_strategy_reports_through_the_runtime(name):
     events = []
     result = await Solver(backend(), make_strategy(name), KeywordScorer()).solve(PROBLEM, on_event=events.append)

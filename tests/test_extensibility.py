@@ -22,7 +22,7 @@ from ponder.backends.scripted import ScriptedBackend
 from ponder.records.problem import Problem
 from ponder.records.registry import Registry
 from ponder.runtime.solver import Solver
-from ponder.strategies.base import REGISTRY, Configured, StrategyConfig, make_strategy, strategy_class
+from ponder.strategies.base import STRATEGIES, Configured, StrategyConfig, make_strategy, strategy_class
 from ponder.verifiers import make_scorer
 
 from .test_cli import PONDER
@@ -61,7 +61,7 @@ async def test_the_readme_example_runs_as_written(user_dir):
     hard = ScriptedBackend(lambda call: f"\\boxed{{{call.seed}}}")
     r = await Solver(hard, make_strategy("until_agree", batch=2, rounds=3, agree=0.6)).solve(PROBLEM)
     assert r.metrics["samples"] == 6 and len(r.candidates) == 6  # never agree: every round
-    assert "until_agree" in REGISTRY and strategy_class("until_agree").__module__.startswith("ponder_user_until_agree")
+    assert "until_agree" in STRATEGIES and strategy_class("until_agree").__module__.startswith("ponder_user_until_agree")
 
 
 def test_register_strategy_by_decorator_by_name_and_refuses_a_second_class_for_a_name():

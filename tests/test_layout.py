@@ -80,3 +80,56 @@ def test_each_package_imports_only_packages_below_it():
     rank["ponder"] = len(ORDER)  # the public API on top
     upward = sorted((a, b) for a, b in package_graph().edges if rank[b] >= rank[a])
     assert upward == []
+
+
+def module_graph() -> nx.DiGraph:
+    """Module -> module imports (lazy and TYPE_CHECKING ones included)."""
+    found = modules()
+    g = nx.DiGraph()
+    g.add_nodes_from(found)
+    for name, path in found.items():
+        for target in imports_of(name, path):
+            # `from .x import y` names y: the module x, unless y is a module of its own
+            dst = target if target in found else target.rpartition(".")[0]
+            if dst in found and dst != name:
+                g.add_edge(name, dst)
+    return g
+
+
+def test_modules_inside_each_package_form_no_cycle():
+    g = module_graph()
+    assert ("ponder.runtime.context", "ponder.runtime.strategy") in g.edges  # the walk sees module edges
+    inside = [(a, b) for a, b in g.edges if package_of(a) == package_of(b)]
+    cycles = list(nx.simple_cycles(g.edge_subgraph(inside)))
+    assert cycles == []
+
+
+# The rule for strategies: a strategy module talks to the runtime through the contract only.
+# From ponder.runtime it imports only ponder.runtime.contract (strategies/base.py, the package's
+# shared helpers, also the registry in ponder.runtime.strategy). From ponder.backends nothing
+# (the contract re-exports Sampling, Completion and Delta). From ponder.verifiers only values,
+# pure functions and protocols (answer, voting, confidence, base), never a scorer or judge
+# class. ponder.records (values) and strategies/ itself are free.
+VERIFIER_VALUES = {"ponder.verifiers.answer", "ponder.verifiers.voting", "ponder.verifiers.confidence", "ponder.verifiers.base"}
+
+
+def test_strategies_import_only_the_contract():
+    found = modules()
+    wrong = []
+    for name, path in found.items():
+        if package_of(name) != "strategies":
+            continue
+        allowed_runtime = {"ponder.runtime.contract"} | ({"ponder.runtime.strategy"} if name == "ponder.strategies.base" else set())
+        for target in imports_of(name, path):
+            module = target if target in found else target.rpartition(".")[0]
+            pkg = package_of(module)
+            if pkg == "runtime" and module not in allowed_runtime:
+                wrong.append((name, target))
+            elif pkg == "backends":
+                wrong.append((name, target))
+            elif pkg == "verifiers" and module not in VERIFIER_VALUES:
+                wrong.append((name, target))
+            elif pkg in ("app", "cli"):
+                wrong.append((name, target))
+    assert len([n for n in found if package_of(n) == "strategies"]) > 10
+    assert wrong == []

@@ -11,7 +11,7 @@ from ponder.backends.scripted import ScriptedBackend
 from ponder.runtime.budget import Budget
 from ponder.records.problem import Problem
 from ponder.runtime.solver import Solver
-from ponder.strategies.base import REGISTRY, make_strategy
+from ponder.strategies.base import STRATEGIES, make_strategy
 
 from .scripts import KeywordScorer, backend
 
@@ -204,7 +204,7 @@ async def test_budget_stops_cleanly_and_still_answers():
 
 
 def test_registry_and_config_errors():
-    assert {"best_of_n", "beam_search", "dvts", "first_finish", "particle_filtering"} <= set(REGISTRY)
+    assert {"best_of_n", "beam_search", "dvts", "first_finish", "particle_filtering"} <= set(STRATEGIES)
     with pytest.raises(ValueError, match="unknown strategy 'nope'"):
         make_strategy("nope")
     with pytest.raises(ValueError, match="field 'n'"):

@@ -14,7 +14,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Iterator, Protocol, Sequence, runtime_checkable
 
-from ..backends.base import Usage
+from ..backends.base import Backend, Usage
 from ..backends.meter import usage_listener
 from ..records.problem import Problem
 
@@ -33,6 +33,21 @@ class StepScorer(Protocol):
     requests it reports with `report_usage`."""
 
     async def score(self, problem: Problem, steps: Sequence[str]) -> list[float]: ...
+
+
+@runtime_checkable
+class YesNoJudge(Protocol):
+    """A scorer that also answers yes/no questions about a text (TrimR's thought checks)."""
+
+    async def p_yes(self, context: str, question: str) -> float: ...
+
+
+@runtime_checkable
+class ModelScorer(Protocol):
+    """A scorer that reads from an engine of its own, which can also write (a critique). Such a
+    class says `needs_backend = True` and is built as `Class(backend, **options)`."""
+
+    backend: Backend
 
 
 @runtime_checkable
