@@ -243,16 +243,17 @@ def report(
     runs: list[str] = typer.Argument(..., help="run directories"),
     plot: str = typer.Option(None, "--plot", help="PNG path (default: accuracy_vs_tokens.png in the first run's parent)"),
 ) -> None:
-    """Compare runs: accuracy, tokens, verifier calls, time, cache hit rate; and a PNG plot."""
+    """Compare runs: accuracy with its 95% interval, tokens, verifier calls, time, cache hit rate; each run
+    against the first on their common problems (paired); and a PNG plot."""
     from pathlib import Path
 
-    from .app.report import plot as draw, read_summaries, table
+    from .app.report import paired, plot as draw, read_summaries, table
 
     try:
         summaries = read_summaries([Path(r) for r in runs])
     except ValueError as e:
         fail(str(e))
-    typer.echo(table(summaries))
+    typer.echo("\n".join([table(summaries), *paired(summaries)]))
     out = Path(plot) if plot else Path(runs[0]).resolve().parent / "accuracy_vs_tokens.png"
     typer.echo(f"plot: {draw(summaries, out)}")
 

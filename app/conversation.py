@@ -22,7 +22,8 @@ class ChatPrompt(PromptConfig):
         messages = [{"role": role, "content": content} for role, content in self.turns]
         last_user = max(i for i, m in enumerate(messages) if m["role"] == "user")
         messages[last_user]["content"] += suffix
-        return tokenizer.chat(messages)
+        ids = tokenizer.chat(messages)
+        return self.thinking.prefilled(tokenizer, ids) if self.thinking is not None else ids
 
 
 def prompt_for(turns: tuple[tuple[str, str], ...], text: str | None) -> PromptConfig:

@@ -22,11 +22,13 @@ UNSUPPORTED = {
     "frequency_penalty": (0, 0.0, None), "presence_penalty": (0, 0.0, None), "logit_bias": (None,),
     "logprobs": (False, None), "top_logprobs": (None, 0), "tools": (None,), "tool_choice": (None, "none", "auto"),
     "functions": (None,), "function_call": (None, "none", "auto"), "response_format": (None,), "audio": (None,),
-    "modalities": (None,), "prediction": (None,), "reasoning_effort": (None,), "web_search_options": (None,),
+    "modalities": (None,), "prediction": (None,), "web_search_options": (None,),
     "echo": (False, None), "best_of": (None, 1), "suffix": (None,),
 }
 SAMPLING = ("max_tokens", "max_completion_tokens", "temperature", "top_p", "stop", "seed", "n", "stream")
 EXTRAS = ("ponder", "scorer")
+THINKING = ("max_thinking_tokens", "min_thinking_tokens", "reasoning_effort")  # budget forcing (app/reasoning.py)
+EFFORT_LEVELS = ("low", "medium", "high")
 
 
 class ApiError(Exception):
@@ -67,6 +69,9 @@ class ApiRequest:
     include_usage: bool
     ponder: Mapping[str, Any]
     scorer: str | None
+    min_thinking_tokens: int | None = None
+    max_thinking_tokens: int | None = None
+    reasoning_effort: str | None = None  # low | medium | high
 
     @property
     def question(self) -> str:
@@ -122,7 +127,7 @@ def parse_request(body: Any, chat: bool, default_model: str) -> ApiRequest:
     if not isinstance(body, dict):
         raise ApiError(400, "body: expected a JSON object")
     main = "messages" if chat else "prompt"
-    known = {"model", main, *SAMPLING, *BOOKKEEPING, *UNSUPPORTED, *EXTRAS}
+    known = {"model", main, *SAMPLING, *BOOKKEEPING, *UNSUPPORTED, *EXTRAS, *THINKING}
     for name in body:
         if name not in known:
             raise ApiError(400, f"Unrecognized request argument supplied: {name}", name)
@@ -156,6 +161,12 @@ def parse_request(body: Any, chat: bool, default_model: str) -> ApiRequest:
     scorer = body.get("scorer")
     if scorer is not None and not isinstance(scorer, str):
         raise ApiError(400, "scorer: expected a scorer name", "scorer")
+    effort = body.get("reasoning_effort")
+    if effort is not None and effort not in EFFORT_LEVELS:
+        raise ApiError(400, f"reasoning_effort: expected one of {', '.join(EFFORT_LEVELS)}, got {str(effort)[:40]!r}", "reasoning_effort")
+    lo, hi = _number(body, "min_thinking_tokens", int, 1), _number(body, "max_thinking_tokens", int, 1)
+    if lo is not None and hi is not None and lo > hi:
+        raise ApiError(400, f"min_thinking_tokens: {lo} is above max_thinking_tokens ({hi})", "min_thinking_tokens")
     model = body.get("model") or default_model
     if not isinstance(model, str):
         raise ApiError(400, "model: expected a strategy name", "model")
@@ -164,6 +175,7 @@ def parse_request(body: Any, chat: bool, default_model: str) -> ApiRequest:
         temperature=_number(body, "temperature", float, 0, 2), top_p=_number(body, "top_p", float, 0, 1),
         stop=tuple(stop or ()), seed=_number(body, "seed", int), n=_number(body, "n", int, 1, 128) or 1,
         stream=stream, include_usage=bool(options.get("include_usage")), ponder=dict(ponder), scorer=scorer,
+        min_thinking_tokens=lo, max_thinking_tokens=hi, reasoning_effort=effort,
     )
 
 
@@ -173,6 +185,7 @@ class Choice:
     finish_reason: str  # stop | length
     answer: str
     tokens: int  # generated tokens of this choice's trajectory
+    reasoning: str | None = None  # the thinking, where the model has a thinking block (`text` is the answer then)
 
 
 def new_id(chat: bool) -> str:
@@ -189,7 +202,8 @@ def usage(ledger: Any) -> dict[str, Any]:
 
 def response(rid: str, chat: bool, model: str, choices: Sequence[Choice], ledger: Any, extra: Mapping[str, Any]) -> dict[str, Any]:
     if chat:
-        items = [{"index": i, "message": {"role": "assistant", "content": c.text}, "logprobs": None, "finish_reason": c.finish_reason} for i, c in enumerate(choices)]
+        items = [{"index": i, "message": {"role": "assistant", "content": c.text, **({} if c.reasoning is None else {"reasoning_content": c.reasoning})},
+                  "logprobs": None, "finish_reason": c.finish_reason} for i, c in enumerate(choices)]
     else:
         items = [{"index": i, "text": c.text, "logprobs": None, "finish_reason": c.finish_reason} for i, c in enumerate(choices)]
     return {
@@ -199,7 +213,7 @@ def response(rid: str, chat: bool, model: str, choices: Sequence[Choice], ledger
 
 
 def chunk(rid: str, chat: bool, model: str, index: int | None, text: str | None = None, finish: str | None = None,
-          role: bool = False, ponder: Mapping[str, Any] | None = None, ledger: Any = None) -> dict[str, Any]:
+          role: bool = False, ponder: Mapping[str, Any] | None = None, ledger: Any = None, reasoning: str | None = None) -> dict[str, Any]:
     """One streamed chunk: a piece of choice `index`'s text, its finish, a progress event in
     `ponder`, or (index None) the closing usage chunk."""
     body: dict[str, Any] = {
@@ -211,6 +225,8 @@ def chunk(rid: str, chat: bool, model: str, index: int | None, text: str | None 
         delta: dict[str, Any] = {"role": "assistant"} if role else {}
         if text is not None:
             delta["content"] = text
+        if reasoning is not None:
+            delta["reasoning_content"] = reasoning
         body["choices"] = [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}]
     else:
         body["choices"] = [{"index": index, "text": text or "", "logprobs": None, "finish_reason": finish}]

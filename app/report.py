@@ -9,7 +9,7 @@ from typing import Any
 
 from .merge import combine
 from .shard import Shard
-from .stats import interval_of, text
+from .stats import interval_of, paired_difference, text
 from .store import RunStore, summarize
 
 
@@ -23,7 +23,7 @@ def read_summaries(dirs: list[Path]) -> list[dict[str, Any]]:
         if not f.is_file():
             raise ValueError(f"{d}: no summary.json (not a run directory, or the run never started)")
         try:
-            summary = with_intervals({**json.loads(f.read_text()), "dir": str(d)}, d)
+            summary = with_intervals({**json.loads(f.read_text()), "dir": str(d), "dirs": [str(d)]}, d)
         except json.JSONDecodeError as e:
             raise ValueError(f"{f}: not valid JSON ({e.msg})") from None
         if "shard" in summary:
@@ -36,7 +36,8 @@ def read_summaries(dirs: list[Path]) -> list[dict[str, Any]]:
     for i, row in enumerate(out):
         if "shards_of" in row:
             (name, count), members = row["shards_of"], shards[row["shards_of"]]
-            out[i] = {**combine(members).summary, "name": f"{name} [{len(members)}/{count} shards]", "dir": str(members[0])}
+            out[i] = {**combine(members).summary, "name": f"{name} [{len(members)}/{count} shards]", "dir": str(members[0]),
+                      "dirs": [str(m) for m in members]}
     return out
 
 
@@ -59,6 +60,34 @@ def table(summaries: list[dict[str, Any]]) -> str:
             f"{s['generated_per_problem']:12.1f} {s['verifier_calls']:7d} {s['cache_hit_rate']:9.2f} {s['wall_s']:8.1f}"
         )
     return "\n".join(rows)
+
+
+def outcomes(summary: dict[str, Any]) -> dict[str, bool]:
+    """Each graded problem's outcome by id, from the run's results (all its shards' for a merged row)."""
+    out: dict[str, bool] = {}
+    for d in summary["dirs"]:
+        for record in RunStore(Path(d)).records():
+            if record["correct"] is not None:
+                out[str(record["id"])] = bool(record["correct"])
+    return out
+
+
+def paired(summaries: list[dict[str, Any]]) -> list[str]:
+    """Every run against the first, on the problems both graded: the paired bootstrap of the
+    difference in accuracy, far narrower than the two intervals side by side suggest."""
+    base = outcomes(summaries[0]) if len(summaries) > 1 else {}
+    if not base:
+        return []
+    lines = [f"against {summaries[0]['name']}, problem by problem (paired 95% CI):"]
+    for s in summaries[1:]:
+        other = outcomes(s)
+        shared = sorted(base.keys() & other.keys())
+        if not shared:
+            lines.append(f"  {s['name']}: no graded problem in common")
+            continue
+        d = paired_difference([other[i] for i in shared], [base[i] for i in shared])
+        lines.append(f"  {s['name']}: {d.point:+.3f} [{d.lo:+.3f}, {d.hi:+.3f}] on {len(shared)} problems")
+    return lines
 
 
 def _bars(summaries: list[dict[str, Any]], name: str) -> tuple[list[float], list[float]]:

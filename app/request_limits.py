@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, replace
-from typing import AsyncIterator, Sequence
+from typing import AsyncIterator, Callable, Sequence
 
 from ..backends.base import Backend, BackendStats, Completion, Delta, Sampling, Tokenizer, Usage
 
@@ -36,6 +36,9 @@ class LimitedBackend:
         self.limits = limits
         self._prompt = tuple(prompt_ids)
         self._left = limits.budget
+        self._calls = 0
+        # sees every streamed delta as (call number, prompt ids, delta): live reasoning (app/reasoning.py)
+        self.observer: Callable[[int, Sequence[int], Delta], None] | None = None
 
     @property
     def tokenizer(self) -> Tokenizer:
@@ -96,10 +99,14 @@ class LimitedBackend:
             yield Delta((), "", "length", usage=Usage())
             return
         generated = 0
+        self._calls += 1
+        call = self._calls
         inner = self.inner.stream(prompt_ids, s)
         try:
             async for d in inner:
                 generated += len(d.token_ids)
+                if self.observer is not None:
+                    self.observer(call, prompt_ids, d)
                 yield replace(d, finish_reason=self._finish(d.finish_reason, d.stop_string)) if d.finish_reason else d  # type: ignore[arg-type]
         finally:
             await inner.aclose()  # type: ignore[attr-defined]

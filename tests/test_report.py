@@ -10,8 +10,11 @@ import json
 from matplotlib.container import ErrorbarContainer
 
 from ponder.app.progress import Progress
-from ponder.app.report import figure, read_summaries, table
-from ponder.app.stats import bootstrap_mean, interval_of
+import pytest
+
+from ponder.app.report import figure, paired, read_summaries, table
+from ponder.app.stats import bootstrap_mean, interval_of, paired_difference
+from ponder.app.store import RunStore
 
 from .test_shard import cli, config  # noqa: F401  (fixtures: a scripted `ponder`, a 40-problem config)
 
@@ -98,3 +101,34 @@ def test_merge_prints_and_writes_the_interval(cli, config, tmp_path):  # noqa: F
     assert done.stdout.strip() == f"{out}: 40 problems from 2 runs, accuracy 0.800 [0.675, 0.925]"
     merged = json.loads((out / "summary.json").read_text())
     assert (merged["accuracy_lo"], merged["accuracy_hi"]) == (0.675, 0.925)
+
+
+def write_run(directory, outcomes: dict[str, bool | None]) -> None:
+    """A finished run directory holding one record per problem."""
+    store = RunStore(directory)
+    store.traces.mkdir(parents=True)
+    records = [{"id": pid, "answer": "1", "reference": None if ok is None else "1", "correct": ok, "error": None, "strategy": "best_of_n",
+                "tokens": {"generated": 10, "prompt": 5, "cached": 0, "aborted": 0}, "requests": 1, "verifier_calls": 0,
+                "verifier_tokens": 0, "wall_s": 0.1, "candidates": [], "metrics": {}, "trace": None} for pid, ok in outcomes.items()]
+    store.results.write_text("".join(json.dumps(r) + "\n" for r in records))
+    store.write_summary(directory.name, "best_of_n", records, 1.0)
+
+
+def test_report_pairs_each_run_with_the_first_on_their_common_problems(tmp_path):
+    ids = [f"p{i}" for i in range(30)]
+    write_run(tmp_path / "base", {i: n < 10 for n, i in enumerate(ids)})  # 10 of 30
+    write_run(tmp_path / "better", {i: n < 16 for n, i in enumerate(ids)})  # the same 10 and 6 more
+    write_run(tmp_path / "half", {i: n < 5 for n, i in enumerate(ids[:20])})  # 20 of the problems only
+    write_run(tmp_path / "other", {"q1": True})
+    lines = paired(read_summaries([tmp_path / d for d in ("base", "better", "half", "other")]))
+    gain = paired_difference([n < 16 for n in range(30)], [n < 10 for n in range(30)])
+    assert gain.point == pytest.approx(0.2) and gain.lo > 0  # separate intervals would overlap
+    assert bootstrap_mean([n < 16 for n in range(30)]).lo < bootstrap_mean([n < 10 for n in range(30)]).hi
+    loss = paired_difference([n < 5 for n in range(20)], [n < 10 for n in range(20)])
+    assert lines == [
+        "against base, problem by problem (paired 95% CI):",
+        f"  better: +0.200 [{gain.lo:+.3f}, {gain.hi:+.3f}] on 30 problems",
+        f"  half: -0.250 [{loss.lo:+.3f}, {loss.hi:+.3f}] on 20 problems",
+        "  other: no graded problem in common",
+    ]
+    assert paired(read_summaries([tmp_path / "base"])) == []

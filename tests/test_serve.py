@@ -286,6 +286,43 @@ def test_more_requests_than_the_limit_get_a_json_429(serve, client):
     assert client.chat.completions.create(model="ponder", messages=COUNT, max_tokens=4).choices  # room again
 
 
+# -- 6. thinking budgets (the assistant turn opens <think>; the model never closes it) -------------
+THINK = dict(messages=COUNT, max_tokens=96, temperature=0, seed=9)
+
+
+def test_max_thinking_tokens_cuts_thinking_and_returns_it_as_reasoning_content(client, tokenizer):
+    r = client.chat.completions.create(model="budget_forcing", **THINK, extra_body={"max_thinking_tokens": 20, "ponder": {"answer_tokens": 8}})
+    ledger, message = ponder_field(r)["ledger"], r.choices[0].message
+    assert ledger["thinking_tokens"] == 20 and ledger["answer_tokens"] == 8 and ponder_field(r)["metrics"]["thinking_cut"] == 1
+    assert message.content.startswith("Final Answer: \\boxed{")
+    assert 0 < len(tokenizer.encode(message.model_extra["reasoning_content"])) <= 20
+    # any strategy that samples whole solutions: each of best_of_n's samples is cut alike
+    both = client.chat.completions.create(model="best_of_n", **THINK, extra_body={"max_thinking_tokens": 12, "ponder": {"n": 2}})
+    assert ponder_field(both)["ledger"]["thinking_tokens"] == 24 and "reasoning_content" in both.choices[0].message.model_extra
+    with pytest.raises(openai.BadRequestError, match="max_thinking_tokens: strategy beam_search does not sample whole solutions"):
+        client.chat.completions.create(model="beam_search", **THINK, extra_body={"max_thinking_tokens": 12, "scorer": "arithmetic"})
+    with pytest.raises(openai.BadRequestError, match=r"min_thinking_tokens: 30 is above max_thinking_tokens \(20\)"):
+        client.chat.completions.create(model="budget_forcing", **THINK, extra_body={"max_thinking_tokens": 20, "min_thinking_tokens": 30})
+
+
+def test_reasoning_content_streams_as_the_thinking_grows(client):
+    ask = dict(model="budget_forcing", **THINK, extra_body={"max_thinking_tokens": 24, "ponder": {"answer_tokens": 8}})
+    plain = client.chat.completions.create(**ask).choices[0].message
+    order, reasoning, content = [], "", ""
+    for c in client.chat.completions.create(stream=True, **ask):
+        if (c.model_extra or {}).get("ponder"):
+            order.append("event")
+        for ch in c.choices:
+            piece = (ch.delta.model_extra or {}).get("reasoning_content")
+            if piece:
+                order.append("reasoning")
+                reasoning += piece
+            content += ch.delta.content or ""
+    assert reasoning == plain.model_extra["reasoning_content"] and content == plain.content
+    # it grew while the sample was generated: before the sample's node reached the tree
+    assert order.index("reasoning") < order.index("event") and order.count("reasoning") > 5
+
+
 # -- the request limits, unit by unit (scripted engine) -------------------------------------------
 def steps(call):
     return "".join(f"step {i} of seed {call.seed}.\n\n" for i in range(40))

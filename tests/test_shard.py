@@ -117,7 +117,10 @@ def test_two_shards_merged_are_the_unsharded_run_id_for_id(cli, config, tmp_path
     report = cli("report", str(whole), *map(str, shards), str(merged), "--plot", str(tmp_path / "plot.png"))
     assert report.exit_code == 0, report.output
     head, rule, *rows, plot = report.stdout.splitlines()
+    rows, pairs = rows[:3], rows[3:]
     assert [row(x)[0] for x in rows] == ["split", "split [2/2 shards]", "split"] and plot.startswith("plot: ")
+    assert pairs == ["against split, problem by problem (paired 95% CI):",  # the same answers: no difference
+                     "  split [2/2 shards]: +0.000 [+0.000, +0.000] on 40 problems", "  split: +0.000 [+0.000, +0.000] on 40 problems"]
     assert row(rows[0])[1] == row(rows[1])[1] == row(rows[2])[1] == ["40", "0.800 [0.675, 0.925]", text(s_one, "coverage"), f"{s_one['generated_per_problem']:.1f}", "0"]
     assert files(*shards) == before  # merge and report only read the shards
 
