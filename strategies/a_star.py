@@ -25,22 +25,17 @@ from pydantic import Field
 from ..records.result import Result
 from ..records.trace import Node
 from ..runtime.contract import Budget, StrategyContext
-from .base import Aggregate, Configured, StrategyConfig
+from .base import Configured, StepConfig, StrategyConfig
 
 
-class AStarConfig(StrategyConfig):
+class AStarConfig(StepConfig):
     k: int = Field(4, ge=1)
     lam: float = Field(1.0, ge=0)
     g: Literal["prm", "depth"] = "prm"
     push: Literal["all", "best"] = "all"
-    temperature: float = Field(0.8, ge=0)
-    top_p: float = Field(1.0, gt=0, le=1)
-    step_tokens: int = Field(256, ge=1)
-    final_tokens: int = Field(1024, ge=1)
     max_depth: int = Field(40, ge=1)
     max_tokens: int | None = Field(None, ge=1)  # generated-token budget of the search
     max_verifier_calls: int | None = Field(None, ge=1)  # PRM-call budget of the search
-    aggregate: Aggregate = "last"
 
 
 class Entry(NamedTuple):

@@ -48,7 +48,7 @@ for _name, _target in BUILT_IN.items():
     register_strategy(_name, f"{__package__}.{_target}")
 
 __all__ = [
-    "STRATEGIES", "Aggregate", "Configured", "Strategy", "StrategyConfig", "StrategySpec", "WidthConfig",
+    "STRATEGIES", "Aggregate", "Configured", "StepConfig", "Strategy", "StrategyConfig", "StrategySpec", "WidthConfig",
     "chosen_candidate", "chosen_score", "make_strategy", "register_strategy", "strategy_class", "together", "vote_share",
 ]
 
@@ -60,7 +60,17 @@ class Configured(Generic[C]):
         self.config = config
 
 
-class WidthConfig(StrategyConfig):
+class StepConfig(StrategyConfig):
+    """Step-level strategies: how a step is sampled and how step scores make a trajectory's."""
+
+    temperature: float = Field(0.8, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    step_tokens: int = Field(256, ge=1)  # cap on one step
+    final_tokens: int = Field(1024, ge=1)  # cap on the last allowed step (runs to EOS)
+    aggregate: Aggregate = "last"  # step scores -> a trajectory's score (verifiers.voting.aggregate)
+
+
+class WidthConfig(StepConfig):
     """Tree searches that keep n // width parents and expand each `width` times."""
 
     n: int = Field(8, ge=1)

@@ -16,18 +16,13 @@ from ..runtime.contract import StrategyContext
 from ..records.result import Result
 from ..records.trace import Node
 from ..verifiers.voting import Selection, select_async
-from .base import Aggregate, Configured, StrategyConfig, WidthConfig, together
+from .base import Configured, StrategyConfig, WidthConfig, together
 
 
 class EarlyRejectionConfig(WidthConfig):
     n: int = Field(16, ge=1)  # N candidates per step; width = M expansions per kept beam
     tau: int = Field(64, ge=1)  # tokens generated before the partial PRM decision
     max_steps: int = Field(20, ge=1)
-    temperature: float = Field(0.8, ge=0)
-    top_p: float = Field(1.0, gt=0, le=1)
-    step_tokens: int = Field(256, ge=1)
-    final_tokens: int = Field(1024, ge=1)
-    aggregate: Aggregate = "last"
     selection: Selection = "best"
 
     @model_validator(mode="after")

@@ -26,10 +26,10 @@ from ..records.result import Candidate, Result
 from ..records.trace import Node, split_steps
 from ..runtime.contract import Budget, StrategyContext
 from ..verifiers.voting import select_async
-from .base import Aggregate, Configured, StrategyConfig, together
+from .base import Configured, StepConfig, StrategyConfig, together
 
 
-class MCTSConfig(StrategyConfig):
+class MCTSConfig(StepConfig):
     simulations: int = Field(32, ge=1)  # expansions in all
     k: int = Field(4, ge=1)  # children per expansion, one request
     c: float = Field(1.0, ge=0)  # exploration constant
@@ -39,14 +39,9 @@ class MCTSConfig(StrategyConfig):
     virtual_loss: float = Field(1.0, ge=0)  # visits of value 0 a path carries while in flight
     rollout: bool = False  # evaluate a child by a greedy rollout to the end, scored
     answer: Literal["visits", "value", "vote"] = "visits"
-    temperature: float = Field(0.8, ge=0)
-    top_p: float = Field(1.0, gt=0, le=1)
-    step_tokens: int = Field(256, ge=1)
-    final_tokens: int = Field(1024, ge=1)
     max_depth: int = Field(40, ge=1)
     max_tokens: int | None = Field(None, ge=1)  # generated-token budget of the search
     max_verifier_calls: int | None = Field(None, ge=1)
-    aggregate: Aggregate = "last"
 
 
 @dataclass(eq=False)

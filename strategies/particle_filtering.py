@@ -27,20 +27,15 @@ from ..records.result import Result
 from ..records.trace import Node
 from ..runtime.contract import StrategyContext
 from ..verifiers.voting import Selection, select_async
-from .base import Aggregate, Configured, StrategyConfig, together
+from .base import Configured, StepConfig, StrategyConfig, together
 
 CLIP = 1e-7  # rewards of exactly 0 or 1 would give infinite log-weights
 
 
-class ParticleFilteringConfig(StrategyConfig):
+class ParticleFilteringConfig(StepConfig):
     particles: int = Field(8, ge=1)
     max_steps: int = Field(40, ge=1)
-    temperature: float = Field(0.8, ge=0)
-    top_p: float = Field(1.0, gt=0, le=1)
-    step_tokens: int = Field(256, ge=1)
-    final_tokens: int = Field(1024, ge=1)
     weight_temperature: float = Field(1.0, gt=0)
-    aggregate: Aggregate = "last"
     selection: Selection = "best"  # best = highest weight
     seed: int = 0
     iterations: int = Field(1, ge=1)  # > 1: particle Gibbs

@@ -29,3 +29,14 @@ def test_width_must_divide_n_in_every_tree_search():
     for name in ("beam_search", "dvts", "early_rejection"):
         with pytest.raises(ValueError, match=r"n \(6\) must be a multiple of width \(4\)"):
             make_strategy(name, n=6, width=4)
+
+
+def test_step_level_strategies_share_one_base_config():
+    from ponder.strategies.base import StepConfig, strategy_class
+
+    shared = set(StepConfig.model_fields)
+    assert shared == {"temperature", "top_p", "step_tokens", "final_tokens", "aggregate"}
+    for name in ("beam_search", "dvts", "early_rejection", "a_star", "mcts", "particle_filtering"):
+        config = strategy_class(name).Config
+        assert issubclass(config, StepConfig) and not shared & set(config.__annotations__), name  # none repeats them
+        assert {f: config.model_fields[f].default for f in shared} == {f: StepConfig.model_fields[f].default for f in shared}
