@@ -27,7 +27,7 @@ from ..verifiers.answer import extract
 from ..verifiers.base import ModelScorer, StepScorer, YesNoJudge, metering
 from ..verifiers.confidence import TokenScorer
 from ..verifiers.voting import aggregate
-from .budget import Allowance, Budget, DeadlineReached
+from .budget import Allowance, Budget, DeadlineReached, Reservation
 from .events import Emitter, ObservedTrace
 from .fanout import together
 from .ledger import Ledger
@@ -80,6 +80,7 @@ class Context:
         self._seeds = Seeds(seed * 1_000_003)
         self._subruns = 0
         self._judge: YesNoJudge | None = None  # asks yes/no questions when the scorer does not
+        self._held: Reservation | None = None  # what a context made by `hold` holds
 
     def prompt_ids(self, suffix: str = "") -> list[int]:
         """The problem's prompt as the solver renders it, with `suffix` added to the user's message."""
@@ -341,7 +342,7 @@ class Context:
         """Hold up front what a piece of work needs, or None when it cannot all be paid for: n
         samples of up to `max_tokens` each (fewer tokens each when less is left) and `calls`
         verifier calls. Returns a context that spends only from the hold, and the tokens each
-        sample got; `release(ctx)` gives back what the work did not use."""
+        sample got; the context's `release()` gives back what the work did not use."""
         ledger = Ledger(parent=self.ledger)
         held = self._allowance.hold(n, max_tokens, calls, ledger)
         if held is None:
@@ -353,9 +354,8 @@ class Context:
 
     def release(self) -> None:
         """Give back a hold (`hold`); a no-op for a context that holds nothing."""
-        held = getattr(self, "_held", None)
-        if held is not None:
-            held.release()
+        if self._held is not None:
+            self._held.release()
 
     def random(self, salt: object = 0) -> random.Random:
         """A random generator drawn from the problem's seed stream (the run's seed, this
