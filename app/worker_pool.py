@@ -6,10 +6,11 @@ from one queue to `concurrency` slots per worker and their Results come back to 
 sink (batch.execute writes them exactly as a local run does). That is all the scheduling:
 submit, wait, retry.
 
-- A worker that dies (its process or node lost, its engine dead) is restarted by Ray; the
-  problems it held go back on the queue for any worker, and a problem whose workers died under
-  it `retries` + 1 times is recorded with an error. A problem is written once: only a Result
-  that came back is written, and a lost call returns none.
+- A worker whose process dies (its node lost) is restarted by Ray; one whose engine died under
+  a problem (the call raised) is killed here for Ray to restart. The problems it held go back on
+  the queue for any worker; a problem whose engine died under it, or whose worker died, `retries`
+  + 1 times is recorded with an error, and problems beside a dead engine's own do not count it.
+  A problem is written once: only a Result that came back is written, and a lost call returns none.
 - Workers beyond what the cluster can place wait for it: a node that joins later (`ray start
   --address`, an autoscaler) starts them, and they take problems from then on.
 - The run's budget is leased out per problem (app/run_budget.py); once it is spent no problem
@@ -42,6 +43,7 @@ class WorkerPool:
         self.executor, self.backend, self.seed, self.concurrency = executor, backend, seed, concurrency
         self.actors: list[Any] = []
         self.pids: dict[int, int] = {}  # worker index -> process id, once its engine is up
+        self.kills: list[int] = []
         self.connected = False  # by this pool (not by its caller), so it disconnects (a local cluster stops)
 
     def connect(self) -> None:
@@ -68,6 +70,7 @@ class WorkerPool:
                 max_restarts=-1, max_concurrency=self.concurrency + 2,  # + the liveness calls
             )
             self.actors = [remote.remote(self.backend, self.seed) for _ in range(self.executor.workers)]
+            self.kills = [0] * len(self.actors)  # restarts asked for (a dead engine), per worker
             waiting = {asyncio.ensure_future(self._ready(i)): i for i in range(len(self.actors))}
             errors: list[BaseException] = []
             while waiting and not self.pids:
@@ -151,20 +154,28 @@ class PoolRunner:
             async with returned:
                 returned.notify_all()
 
-        async def alive(actor: Any) -> bool:
-            """Wait out a (re)start; False when the worker is gone for good."""
+        up = [asyncio.Event() for _ in self.pool.actors]  # set while a worker takes problems
+
+        async def alive(index: int, dead_pid: int | None = None) -> bool:
+            """Wait out a worker's (re)start, until it answers from a process other than `dead_pid`
+            (a restart not yet begun still answers from the old one); False when it is gone for good."""
             while True:
                 try:
-                    await actor.ready.remote()
-                    return True
+                    pid = await self.pool.actors[index].ready.remote()
                 except ray.exceptions.ActorUnavailableError:
-                    await asyncio.sleep(0.5)
+                    pid = dead_pid
                 except ray.exceptions.RayActorError:
                     return False
+                if pid != dead_pid:
+                    self.pool.pids[index] = pid
+                    up[index].set()
+                    return True
+                await asyncio.sleep(0.2)
 
         async def slot(index: int) -> None:
             actor = self.pool.actors[index]
             while True:
+                await up[index].wait()
                 problem, attempts = await queue.get()
                 try:
                     lease = self.budget.grant()
@@ -174,20 +185,26 @@ class PoolRunner:
                         lease = self.budget.grant()
                     if lease is None:  # the run's budget is spent: this problem never starts
                         continue
+                    pid, kills = self.pool.pids.get(index), self.pool.kills[index]
                     try:
                         result = await actor.solve.remote(self.config, self.base, problem, lease.budget)
                     except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as e:
+                        up[index].clear()
+                        engine_died = isinstance(e, ray.exceptions.RayTaskError)  # under this very problem
+                        if engine_died and self.pool.kills[index] == kills:
+                            self.pool.kills[index] += 1
+                            ray.kill(actor, no_restart=False)  # Ray restarts the worker, with a new engine
+                        # a worker restarted for another problem's dead engine is no fault of this one
+                        attempts += engine_died or self.pool.kills[index] == kills
                         await settle(lease, None)
-                        if isinstance(e, ray.exceptions.RayTaskError):
-                            ray.kill(actor, no_restart=False)  # its engine died: Ray restarts the worker
-                        if attempts < self.pool.executor.retries:
-                            queue.put_nowait((problem, attempts + 1))  # for whichever worker is free first
+                        if attempts <= self.pool.executor.retries:
+                            queue.put_nowait((problem, attempts))  # for whichever worker is free first
                             self.retried += 1
                             if on_retry is not None:
                                 on_retry()
                         else:
-                            await sink(problem, self._lost(problem, e, attempts + 1))
-                        if not await alive(actor):
+                            await sink(problem, self._lost(problem, e, attempts))
+                        if not await alive(index, pid):
                             return
                         continue
                     await settle(lease, result.ledger)
@@ -197,7 +214,7 @@ class PoolRunner:
                     queue.task_done()
 
         async def drive(index: int) -> None:
-            if await alive(self.pool.actors[index]):  # a worker waiting for a node takes problems once placed
+            if await alive(index):  # a worker waiting for a node takes problems once placed
                 await asyncio.gather(*(slot(index) for _ in range(concurrency)))
 
         drivers = asyncio.gather(*(drive(i) for i in range(len(self.pool.actors))))

@@ -29,7 +29,7 @@ from ponder.runtime.budget import Budget
 
 from .servers import free_port
 from .test_cli import PONDER, ponder
-from .test_shard import files, records, row, steps
+from .test_shard import answer, files, records, row, steps
 
 CONFIG = """\
 name: {name}
@@ -194,6 +194,39 @@ async def test_a_worker_killed_mid_run_loses_no_problem_and_repeats_none(ray_clu
     assert runner.retried >= 1 and outcome.errors == 0 and outcome.summary["accuracy"] == 0.8
     local = await execute(load_run_config(path, ["name=local", "executor={kind: local}"]), load(cfg.dataset), progress=False)
     assert {r["id"]: r["answer"] for r in lines} == {k: v["answer"] for k, v in records(local.directory).items()}
+
+
+class EngineDeadError(RuntimeError):
+    """Named as vLLM's: the solver takes it for a dead engine, which no other problem survives."""
+
+
+def dies_on_seven(call):
+    """The scripted engine, dying whenever it is asked what 7 + 14 is."""
+    if "What is 7 + 14?" in call.prompt:
+        raise EngineDeadError("engine core died")
+    return answer(call)
+
+
+@pytest.mark.ray
+async def test_an_engine_that_dies_restarts_its_worker_and_a_problem_that_kills_every_worker_is_an_error(ray_cluster, tmp_path, no_workers_left):
+    from ponder.app.worker_pool import WorkerPool
+
+    path = write_config(tmp_path, extra=f"executor: {{kind: ray, address: '{ray_cluster}', workers: 2, retries: 1}}\n")
+    path.write_text(path.read_text().replace("ponder.tests.test_shard:answer", "ponder.tests.test_ray:dies_on_seven"))
+    cfg = load_run_config(path)
+    pool = WorkerPool(cfg.executor, cfg.backend, cfg.seed, cfg.concurrency)
+    await pool.start()
+    try:
+        runner = pool.runner(cfg, path.parent)
+        outcome = await execute(cfg, load(cfg.dataset), progress=False, runner=runner)
+    finally:
+        await pool.close()
+    lines = [json.loads(x) for x in (tmp_path / "runs" / "sums" / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["id"] for r in lines) == [f"q{i:02d}" for i in range(40)]  # the others all finished, once
+    (dead,) = [r for r in lines if r["error"]]
+    assert dead["id"] == "q07" and dead["error"] == "2 workers died solving it (last: EngineDeadError: engine core died)"
+    # q07 went back once; problems beside it on the restarted worker went back too, uncounted against them
+    assert runner.retried >= 1 and outcome.errors == 1 and sum(runner.solved) == 39
 
 
 @pytest.mark.ray
