@@ -113,6 +113,8 @@ async def each_sample(sampling: Sampling, one: Callable[[Sampling], Awaitable[Co
     except BaseException:
         for t in tasks:
             t.cancel()
+        # the others have ended (their aborts recorded) before the error goes up
+        await asyncio.gather(*tasks, return_exceptions=True)
         raise
 
 
