@@ -14,7 +14,7 @@ submit, wait, retry.
 - Workers beyond what the cluster can place wait for it: a node that joins later (`ray start
   --address`, an autoscaler) starts them, and they take problems from then on.
 - The run's budget is leased out per problem (app/run_budget.py); once it is spent no problem
-  starts, and those left have no record, as in a local run (`--resume` runs them).
+  starts, and each left is a `not started` error record, as in a local run (`--resume` runs them).
 - Bad input (app/ray_cluster.py) is a ValueError of one line, raised before any run directory exists.
 """
 
@@ -27,7 +27,7 @@ from typing import Any, Awaitable, Callable, Iterable
 from ..records.ledger_summary import LedgerSummary
 from ..records.problem import Problem
 from ..records.result import Result
-from ..runtime.solver import error_line
+from ..runtime.solver import error_line, not_started
 from .ray_cluster import connect, placeable, ray_module
 from .run_budget import RunBudget
 from .run_config import BackendSection, ExecutorSection, RunConfig
@@ -183,7 +183,8 @@ class PoolRunner:
                         async with returned:
                             await returned.wait()
                         lease = self.budget.grant()
-                    if lease is None:  # the run's budget is spent: this problem never starts
+                    if lease is None:  # the run's budget is spent: recorded as a local run records it
+                        await sink(problem, not_started(problem, self.config.strategy.name, self.config.global_budget))
                         continue
                     pid, kills = self.pool.pids.get(index), self.pool.kills[index]
                     try:

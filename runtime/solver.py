@@ -55,6 +55,17 @@ def error_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
+def not_started(problem: Problem, strategy: str, global_budget: Budget) -> Result:
+    """The record of a problem never started because the run's global budget was spent: an
+    error, so that a resumed run tries it again (a Ray run's driver records it alike)."""
+    limits = {k: v for k, v in global_budget.model_dump().items() if v is not None}
+    return Result(
+        problem_id=problem.id, strategy=strategy, answer="", text="", candidates=(),
+        ledger=LedgerSummary(), trace=Trace(()),
+        error=f"not started: the run's global budget is spent ({', '.join(f'{k} {v}' for k, v in limits.items())})",
+    )
+
+
 class Solver:
     def __init__(
         self,
@@ -158,14 +169,7 @@ class Solver:
         )
 
     def _not_started(self, problem: Problem) -> Result:
-        """The record of a problem never started because the run's global budget was spent:
-        an error, so that a resumed run tries it again."""
-        limits = {k: v for k, v in self.global_budget.model_dump().items() if v is not None}
-        return Result(
-            problem_id=problem.id, strategy=self.strategy.name, answer="", text="", candidates=(),
-            ledger=LedgerSummary(), trace=Trace(()),
-            error=f"not started: the run's global budget is spent ({', '.join(f'{k} {v}' for k, v in limits.items())})",
-        )
+        return not_started(problem, self.strategy.name, self.global_budget)
 
     async def solve_many(
         self, problems: Iterable[Problem], concurrency: int = 8, on_result: OnResult | None = None,

@@ -196,6 +196,28 @@ async def test_a_worker_killed_mid_run_loses_no_problem_and_repeats_none(ray_clu
     assert {r["id"]: r["answer"] for r in lines} == {k: v["answer"] for k, v in records(local.directory).items()}
 
 
+@pytest.mark.ray
+def test_the_run_budget_holds_across_workers_and_the_problems_it_leaves_are_recorded_as_not_started(ray_cluster, tmp_path, no_workers_left):
+    config, run = write_config(tmp_path), tmp_path / "runs" / "sums"
+    budgets = ["--set", "global_budget.generated_tokens=600", "--set", "budget.generated_tokens=90"]
+    done = cli("run", str(config), "-q", "-v", "--ray", ray_cluster, "--set", "executor.workers=2", *budgets)
+    assert done.exit_code == 1  # as a local run: problems not started are errors, for --resume
+    first = records(run)
+    started = [r for r in first.values() if not r["error"]]
+    left = [r for r in first.values() if r["error"]]
+    assert sorted(first) == [f"q{i:02d}" for i in range(40)] and started and left
+    assert sum(r["tokens"]["generated"] for r in first.values()) <= 600  # the two workers together
+    assert all(0 < r["tokens"]["generated"] <= 90 for r in started)  # each problem's own budget, on each worker
+    assert {r["error"] for r in left} == {"not started: the run's global budget is spent (generated_tokens 600)"}
+    assert all(r["tokens"]["generated"] == 0 for r in left)
+
+    again = cli("run", str(config), "-q", "-v", "--ray", ray_cluster, "--set", "executor.workers=2", "--resume", *budgets)
+    second = records(run)
+    assert again.exit_code == (1 if any(r["error"] for r in second.values()) else 0)
+    assert {k: second[k] for k in (r["id"] for r in started)} == {r["id"]: r for r in started}  # answered ones stay
+    assert sum(not r["error"] for r in second.values()) > len(started)  # a new budget, more answered
+
+
 class EngineDeadError(RuntimeError):
     """Named as vLLM's: the solver takes it for a dead engine, which no other problem survives."""
 
