@@ -46,12 +46,22 @@ async def solve_async(
             await backend.close()
 
 
-def solve(question: str, strategy: str = "best_of_n", **options: Any) -> Result:
+def solve(
+    question: str,
+    strategy: str = "best_of_n",
+    model: str = "smollm2-135m-instruct",
+    scorer: str | None = None,
+    answer: str | None = None,
+    endpoints: list[str] | None = None,
+    backend: Any = None,
+    **config: object,
+) -> Result:
     """`solve_async`, waited for: on this thread, or on a worker thread when this thread
     already runs an event loop."""
+    work = solve_async(question, strategy, model, scorer, answer, endpoints, backend, **config)
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(solve_async(question, strategy, **options))
+        return asyncio.run(work)
     with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ponder-solve") as pool:
-        return pool.submit(asyncio.run, solve_async(question, strategy, **options)).result()
+        return pool.submit(asyncio.run, work).result()
