@@ -11,6 +11,7 @@ from ponder.records.problem import Problem
 from ponder.runtime.budget import Budget
 from ponder.runtime.solver import Solver
 from ponder.strategies.base import make_strategy
+from ponder.verifiers.arithmetic import ArithmeticScorer
 from ponder.verifiers.judge import Judge
 from ponder.verifiers.logprob import LogprobPRM, LogprobPRMConfig
 
@@ -129,3 +130,18 @@ async def test_a_stream_left_early_is_recorded_as_the_engine_counted_it():
                 break
     assert ctx.ledger.aborted_requests == 2 and ctx.ledger.cached_tokens > 0
     assert (ctx.ledger.requests, ctx.ledger.prompt_tokens, ctx.ledger.cached_tokens, ctx.ledger.generated_tokens) == backend_totals(b)
+
+
+@pytest.mark.engine
+async def test_requests_cut_at_the_wall_deadline_are_counted_as_the_engine_counted_them(engine):
+    # beam search under a wall budget on the real engine: steps in flight at the deadline are
+    # aborted; the tokens they generated before the cut are in the ledger, exactly
+    search = make_strategy("beam_search", n=4, width=2, max_steps=40, step_tokens=64, final_tokens=256)
+    solver = Solver(engine, search, ArithmeticScorer(), budget=Budget(wall_s=1.5), seed=5)
+    await asyncio.sleep(1.0)
+    before = vllm_counters()
+    r = await solver.solve(PROBLEMS[1])
+    await asyncio.sleep(2.0)
+    after = vllm_counters()
+    assert r.ledger.aborted_requests > 0 and r.ledger.aborted_tokens > 0
+    assert r.ledger.generated_tokens == after[2] - before[2]
