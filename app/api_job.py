@@ -23,10 +23,12 @@ from ..records.problem import Problem
 from ..records.result import Candidate, Result
 from ..runtime.budget import Budget
 from ..runtime.solver import Solver
+from ..runtime.thinking import ThinkingConfig
 from ..strategies.base import make_strategy, strategy_class
 from ..verifiers.voting import clusters_async
 from .conversation import prompt_for
 from .openai_api import ApiError, ApiRequest, Choice
+from .reasoning import EFFORTS, ReasoningFollower, budget_of, split_choice, with_budget
 from .request_limits import LimitedBackend, RequestLimits
 
 Emit = Callable[[dict[str, Any]], None]  # must not block: progress is queued, not awaited
@@ -91,11 +93,14 @@ class Outcome:
 
 
 class ApiJob:
-    def __init__(self, backend: Backend, request: ApiRequest, strategy: str, scorer: Any, budget: int | None) -> None:
+    def __init__(self, backend: Backend, request: ApiRequest, strategy: str, scorer: Any, budget: int | None,
+                 thinking: ThinkingConfig | None = None, efforts: Mapping[str, int] | None = None) -> None:
         self.request = request
         self.name = strategy
         try:
-            self.strategy = make_strategy(strategy, **strategy_config(strategy, request))
+            config = strategy_config(strategy, request)
+            thinking_budget = budget_of(request, efforts or EFFORTS)
+            self.strategy = make_strategy(strategy, **(config if thinking_budget is None else with_budget(strategy, config, thinking_budget)))
         except ValueError as e:
             raise ApiError(400, str(e), "model" if "unknown strategy" in str(e) else "ponder") from None
         if self.strategy.needs_scorer and scorer is None:
@@ -103,6 +108,10 @@ class ApiJob:
         self.scorer = scorer
         self.seed = request.seed if request.seed is not None else random.randrange(2**31)
         self.prompt = prompt_for(tuple((m.role, m.content) for m in request.messages), request.prompt)
+        # a thinking budget needs a thinking block: the assistant turn opens one (unless the template does)
+        self.thinking = thinking or (ThinkingConfig(prefill=True) if thinking_budget is not None else None)
+        if self.thinking is not None:
+            self.prompt = self.prompt.model_copy(update={"thinking": self.thinking})
         self.problem = Problem(id=uuid.uuid4().hex[:12], question=request.question)
         self.budget = Budget(generated_tokens=budget) if budget else Budget()
         base = self.prompt.ids(backend.tokenizer, self.problem)
@@ -111,6 +120,8 @@ class ApiJob:
             field = "prompt" if request.prompt is not None else "messages"
             raise ApiError(400, f"{field}: the prompt is {len(base)} tokens; the model's context is {room}", field, code="context_length_exceeded")
         self.backend = LimitedBackend(backend, RequestLimits(request.max_tokens, budget, request.stop, room), base)
+        self.prompt_ids = base
+        self.open = self.thinking is not None and self.thinking.is_open(backend.tokenizer.decode(base[-64:]))
 
     def limit(self, verifier_calls: int | None, seconds: float | None) -> None:
         """The server's caps on everything this request causes, besides the generated tokens
@@ -140,12 +151,17 @@ class ApiJob:
         """Text cut before the first client stop string (OpenAI leaves it out); the finish as OpenAI names it."""
         cut = min((i for i in (c.text.find(s) for s in self.request.stop) if i >= 0), default=-1)
         if cut >= 0:
-            return Choice(c.text[:cut], "stop", c.answer, c.tokens)
-        return Choice(c.text, "length" if c.finish in ("length", "abort") else "stop", c.answer, c.tokens)
+            out = Choice(c.text[:cut], "stop", c.answer, c.tokens)
+        else:
+            out = Choice(c.text, "length" if c.finish in ("length", "abort") else "stop", c.answer, c.tokens)
+        return split_choice(out, self.thinking, self.open) if self.thinking is not None and self.request.messages else out
 
     async def run(self, emit: Emit | None = None, first: Callable[[Choice], None] | None = None) -> Outcome:
         """Solve; `emit` receives progress, `first` the first choice as soon as it is known."""
         n = self.request.n
+        if emit is not None and self.thinking is not None and self.request.messages and n == 1 and getattr(self.strategy.config, "n", 1) == 1:
+            # one sample: its thinking goes to the client as it grows
+            self.backend.observer = ReasoningFollower(self.thinking, self.backend.tokenizer, self.prompt_ids, emit)
         result = await self._solve(self.seed, 0, emit)
         top = await ranked(result)
         head = self.choice(top[0])

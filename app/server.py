@@ -24,8 +24,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..backends.base import Backend
 from ..strategies.base import STRATEGIES
+from ..runtime.thinking import ThinkingConfig
 from .api_job import ApiJob, Outcome
-from .openai_api import ApiError, ApiRequest, chunk, error_body, new_id, parse_request, response
+from .openai_api import ApiError, ApiRequest, Choice, chunk, error_body, new_id, parse_request, response
+from .reasoning import EFFORTS, ReasoningDelta
 from .sse import EventStream
 from .view.recent import Recent, view_authorized
 
@@ -44,6 +46,8 @@ class ServeConfig(BaseModel):
     max_seconds_per_request: float | None = Field(600, gt=0)  # wall time of a solve; then it answers with what it has
     max_concurrent: int = Field(8, ge=1)  # requests solving at once; more get 429
     keepalive_s: float = Field(5.0, gt=0)  # comment frames on a quiet stream
+    thinking: ThinkingConfig | None = None  # the served model's thinking block: replies carry reasoning_content
+    reasoning_efforts: dict[str, int] = Field(default_factory=lambda: dict(EFFORTS))  # reasoning_effort -> max_thinking_tokens
     view_requests: int = Field(20, ge=0)  # solved requests GET /view shows (0: none kept)
 
 
@@ -99,7 +103,8 @@ class Server:
         cap = self.config.max_tokens_per_request
         if cap is not None and request.max_tokens is not None and request.max_tokens > cap:
             raise ApiError(400, f"max_tokens: {request.max_tokens} is over this server's cap of {cap} generated tokens per request", "max_tokens")
-        return ApiJob(self.backend, request, name, self.scorer(request.scorer, needs), cap)
+        return ApiJob(self.backend, request, name, self.scorer(request.scorer, needs), cap,
+                      thinking=self.config.thinking, efforts=self.config.reasoning_efforts)
 
     # -- handlers ----------------------------------------------------------------------------
     async def completions(self, request: Any, chat: bool) -> Any:
@@ -138,7 +143,7 @@ class Server:
         queue: asyncio.Queue = asyncio.Queue()
         await out.open()
         task = asyncio.create_task(self.solve(job, queue.put_nowait, lambda c: queue.put_nowait(("first", c))))
-        sent_first = False
+        sent_first = live = False  # live: choice 0's thinking was streamed as it grew
         try:
             if chat:
                 await out.send(chunk(rid, chat, model, 0, "", role=True))
@@ -149,9 +154,11 @@ class Server:
                         break
                     await out.keepalive()
                     continue
-                if isinstance(item, tuple):
-                    for piece in pieces(item[1].text):
-                        await out.send(chunk(rid, chat, model, 0, piece))
+                if isinstance(item, ReasoningDelta):
+                    await out.send(chunk(rid, chat, model, 0, reasoning=item.text))
+                    live = True
+                elif isinstance(item, tuple):
+                    await send_choice(out, rid, chat, model, 0, item[1], reasoning=not live)
                     sent_first = True
                 else:
                     await out.send(chunk(rid, chat, model, 0, ponder=item))
@@ -166,8 +173,7 @@ class Server:
                 if i or not sent_first:
                     if chat and i:
                         await out.send(chunk(rid, chat, model, i, "", role=True))
-                    for piece in pieces(choice.text):
-                        await out.send(chunk(rid, chat, model, i, piece))
+                    await send_choice(out, rid, chat, model, i, choice)
                 await out.send(chunk(rid, chat, model, i, finish=choice.finish_reason))
             if job.request.include_usage:
                 await out.send(chunk(rid, chat, model, None, ledger=outcome.ledger, ponder=outcome.extra))
@@ -210,6 +216,15 @@ class Server:
         from aiohttp import web
 
         return web.Response(text=self.recent.page(), content_type="text/html")
+
+
+async def send_choice(out: EventStream, rid: str, chat: bool, model: str, index: int, choice: Choice, reasoning: bool = True) -> None:
+    """A choice's text in pieces, its thinking (`reasoning_content`) before its answer."""
+    if reasoning and choice.reasoning:
+        for piece in pieces(choice.reasoning):
+            await out.send(chunk(rid, chat, model, index, reasoning=piece))
+    for piece in pieces(choice.text):
+        await out.send(chunk(rid, chat, model, index, piece))
 
 
 def internal_error(e: BaseException) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from ..runtime.contract import StrategyContext, ThinkingConfig
 from ..verifiers.answer import boxed, equivalent_async, normalise
 from ..verifiers.voting import select_async
 from .base import Configured, StrategyConfig, together
+from .thinking_budget import ThinkingBudget, sample_stream
 
 # the suffix and the hedging words of the Dynasor reference implementation
 PROBE_SUFFIX = "... Oh, I suddenly got the answer to the whole problem, **Final Answer**\n\n\\[ \\boxed{"
@@ -42,6 +43,7 @@ class DynasorConfig(StrategyConfig):
     certainty_window: int = Field(2, ge=1)  # consecutive agreeing probes that stop a stream
     probe_suffix: str = Field(PROBE_SUFFIX, min_length=1)
     hedges: list[str] = Field(default_factory=lambda: list(HEDGES))  # whole words, any case
+    thinking_budget: ThinkingBudget | None = None  # each stream budget-forced too (strategies/thinking_budget.py)
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ class Dynasor(Configured[DynasorConfig]):
         mark = cfg.probe_interval
         certain = False
         sampling = ctx.sampling(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens)
-        async with contextlib.aclosing(ctx.stream(root, sampling)) as stream:
+        async with contextlib.aclosing(sample_stream(ctx, root, sampling, cfg.thinking_budget)) as stream:
             async for d in stream:
                 child.add(d)
                 if d.finish_reason is not None:
