@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from ponder.backends.scripted import ScriptedBackend
 from ponder.records.problem import Problem
 from ponder.runtime.solver import Solver
 from ponder.strategies.base import make_strategy
@@ -81,3 +82,29 @@ async def test_a_scorer_timeout_is_the_problems_error_not_the_deadline():
         await Solver(b, make_strategy("beam_search", n=4, width=2, **STEP), BreaksOnce(at=1, error=TimeoutError)).solve(PROBLEM)
     (r,) = await Solver(b, make_strategy("beam_search", n=4, width=2, **STEP), BreaksOnce(at=1, error=TimeoutError)).solve_many([PROBLEM])
     assert r.error == "TimeoutError: the scorer broke" and r.answer == ""
+
+
+class BreakingStream(ScriptedBackend):
+    """A backend whose `at`-th stream fails after a few tokens, the way a dropped connection does."""
+
+    def __init__(self, *args, at: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.at, self.streams = at, 0
+
+    async def stream(self, prompt_ids, sampling):
+        self.streams += 1
+        mine = self.streams
+        async for d in super().stream(prompt_ids, sampling):
+            yield d
+            if mine == self.at:
+                raise RuntimeError("the stream broke")
+
+
+async def test_a_stream_failing_in_deepconfs_fan_out_stops_the_others():
+    b = BreakingStream(lambda call: "thinking " * 30 + "\\boxed{7}", token_delay_s=0.002, at=2)
+    search = make_strategy("deepconf", mode="online", n=6, warmup=2, window=8, top_k=2, max_tokens=400)
+    (r,) = await Solver(b, search).solve_many([PROBLEM])
+    assert r.error == "RuntimeError: the stream broke"
+    at_return = engine_counted(b)
+    await asyncio.sleep(1.0)  # the other streams would need about 0.6 s to finish
+    assert engine_counted(b) == at_return == totals(r.ledger)
