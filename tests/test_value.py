@@ -118,6 +118,11 @@ def test_a_head_that_does_not_fit_the_backbone_names_both_sizes(tmp_path):
         load(str(tmp_path))
 
 
+def test_the_shipped_value_model_loads_by_name():
+    spec, head = load("smollm2-135m-instruct-value")
+    assert spec.backbone == "smollm2-135m-instruct" and spec.hidden_size == 576
+
+
 def test_layout_puts_every_prefix_end_on_the_whole_trajectory():
     from ponder.backends.scripted import CharTokenizer
 

@@ -5,7 +5,8 @@ the `token_embed` task without its normalisation: each request returns one row p
 token, the final-norm hidden state the language model head would read. One request per
 trajectory gives the state at the end of every step prefix. In-process the offline `LLM`
 runs on a worker thread of its own; over HTTP the same token ids go to a pooling server's
-/pooling endpoint (`vllm serve MODEL --runner pooling --convert embed`).
+/pooling endpoint (`vllm serve MODEL --runner pooling --convert embed --pooler-config
+'{"task": "token_embed"}'`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class HiddenStates:
 
         path = resolve(model)
         from vllm import LLM
+        from vllm.config import PoolerConfig
         from vllm.platforms import current_platform
 
         cfg = EngineConfig(model=model, max_model_len=max_model_len, kv_cache_gib=kv_cache_gib, log_stats=log_stats)
@@ -48,7 +50,7 @@ class HiddenStates:
         args = {**engine_args(cfg, path, current_platform.is_cpu()), "enable_prefix_caching": False}
         with scoped_env(engine_env(cfg, path)):
             try:
-                return LLM(runner="pooling", convert="embed", **args)
+                return LLM(runner="pooling", convert="embed", pooler_config=PoolerConfig(task="token_embed"), **args)
             except Exception as e:  # vLLM raises many kinds for a model it cannot pool
                 lines = str(e).strip().splitlines()
                 raise ValueError(f"the pooling runner cannot load {model!r}: {type(e).__name__}: {lines[-1] if lines else ''}") from None
