@@ -4,7 +4,7 @@ from typing import ClassVar
 from pydantic import Field
 
 import ponder
-from ponder import Context, Result, StrategyConfig
+from ponder import Result, StrategyConfig, StrategyContext
 
 
 class UntilAgreeConfig(StrategyConfig):
@@ -24,7 +24,7 @@ class UntilAgree:
     def __init__(self, config: UntilAgreeConfig) -> None:
         self.config = config
 
-    async def run(self, ctx: Context) -> Result:
+    async def run(self, ctx: StrategyContext) -> Result:
         cfg, nodes = self.config, []
         for _ in range(cfg.rounds):
             sampling = ctx.sampling(n=cfg.batch, temperature=0.8, max_tokens=cfg.max_tokens)
