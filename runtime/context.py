@@ -228,7 +228,9 @@ class Context:
                     await source.aclose()  # leaving early aborts the request in the engine
         finally:
             if grant.samples:
-                note_generated(self.ledger, self.prompt.thinking, self.tokenizer, node.ids, [got])
+                # tokens the engine generated past what was read (a stream left early) count too
+                unread = max(0, heard[-1].generated_tokens - len(got)) if heard else 0
+                note_generated(self.ledger, self.prompt.thinking, self.tokenizer, node.ids, [got], unread=unread)
             if grant.samples and not finished:
                 # the engine's own count where the backend reported the cut: tokens it generated
                 # that this consumer never read are spent too

@@ -122,11 +122,13 @@ def parts(config: ThinkingConfig, text: str, open_: bool) -> tuple[str, str]:
 
 
 def note_generated(ledger: Any, config: ThinkingConfig | None, tokenizer: Tokenizer, prefix: Sequence[int],
-                   outputs: Sequence[Sequence[int]], probe: bool = False) -> None:
+                   outputs: Sequence[Sequence[int]], probe: bool = False, unread: int = 0) -> None:
     """Record how the tokens of requests from `prefix` split: probe, thinking or answer.
-    Nothing without a thinking config (no block to split by), unless they were probes."""
+    Nothing without a thinking config (no block to split by), unless they were probes.
+    `unread`: tokens the engine generated for a stream left early past what was read (one
+    output); they count where the text read ends."""
     if probe:
-        ledger.record_split(probe=sum(len(o) for o in outputs), probe_requests=len(outputs))
+        ledger.record_split(probe=sum(len(o) for o in outputs) + unread, probe_requests=len(outputs))
         return
     if config is None:
         return
@@ -134,4 +136,9 @@ def note_generated(ledger: Any, config: ThinkingConfig | None, tokenizer: Tokeni
     for out in outputs:
         t, a = split_tokens(config, tokenizer, prefix, out)
         thinking, answer = thinking + t, answer + a
+    if unread:
+        if config.is_open(tokenizer.decode(list(prefix) + list(outputs[-1]))):
+            thinking += unread
+        else:
+            answer += unread
     ledger.record_split(thinking=thinking, answer=answer)

@@ -102,7 +102,7 @@ async def forced_stream(ctx: StrategyContext, parent: Node, sampling: Sampling, 
     think = ctx.prompt.thinking or ThinkingConfig()
     tok = ctx.tokenizer
     ids = list(parent.ids)
-    state = "thinking" if think.is_open(tok.decode(ids[-256:])) else "before"
+    state = "thinking" if think.is_open(tok.decode(ids)) else "before"
     spent = answered = 0  # tokens of this sample (inserted ones included); the model's in its answer
 
     def take(d: Delta, model: bool = True) -> Delta:
