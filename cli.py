@@ -140,6 +140,8 @@ def run(
     from .app.store import RunStore
     from .app.terminal import Terminal, log_file
 
+    if ray is not None:  # the flag overrides the configs' executor section
+        set_ = [*set_, "executor.kind=ray", *([f'executor.address="{ray}"'] if ray else [])]
     if dry_run:
         try:
             lines = [line for r in check_runs(configs, set_, limit, data_dir, shard, resume) for line in r.lines()]
@@ -147,8 +149,6 @@ def run(
             fail(str(e))
         typer.echo("\n".join(lines + ["dry run: nothing started"]))
         return
-    if ray is not None:  # the flag overrides the configs' executor section
-        set_ = [*set_, "executor.kind=ray", *([f'executor.address="{ray}"'] if ray else [])]
     term = Terminal(None if verbose else log_file("run"))
     try:
         part = Shard.parse(shard) if shard is not None else None

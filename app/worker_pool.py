@@ -97,8 +97,9 @@ class WorkerPool:
     async def close(self) -> None:
         ray = ray_module()
         if ray.is_initialized():
-            if self.actors:  # engines shut down cleanly where they can, then the processes go
-                await asyncio.wait([asyncio.ensure_future(_settled(a.close.remote())) for a in self.actors], timeout=30)
+            started = [a for i, a in enumerate(self.actors) if i in self.pids]  # one still waiting for room has no engine
+            if started:  # engines shut down cleanly where they can, then the processes go
+                await asyncio.wait([asyncio.ensure_future(_settled(a.close.remote())) for a in started], timeout=30)
             for actor in self.actors:
                 ray.kill(actor)
             if self.connected:

@@ -91,6 +91,15 @@ def test_executor_section_is_checked_like_the_rest(tmp_path, executor, message):
     assert str(e.value).startswith(f"{config}: {message}") and "\n" not in str(e.value)
 
 
+def test_the_ray_flag_overrides_the_executor_section_and_is_checked_by_a_dry_run(tmp_path):
+    config = write_config(tmp_path, extra="executor: {kind: ray, address: auto, workers: 2}\n")
+    done = cli("run", str(config), "--dry-run", "--ray", "nowhere")
+    assert done.exit_code == 2
+    assert done.stderr == f"error: {config}: executor.address: expected auto, local, HOST:PORT or ray://HOST:PORT, got 'nowhere'\n"
+    assert cli("run", str(config), "--dry-run", "--ray").exit_code == 0  # bare: the section's address
+    assert cli("run", "--ray", str(config), "--dry-run").exit_code == 0  # before the config: bare too
+
+
 def test_leases_share_the_run_budget_and_never_pass_it():
     budget = RunBudget(Budget(generated_tokens=100), slots=4)
     leases = [budget.grant() for _ in range(4)]
