@@ -217,6 +217,7 @@ def run(
         log = f" (engine log: {term.log})" if term.log else ""
         fail(f"run stopped: {type(e).__name__}: {first_line}; finished problems are saved: run again with --resume{log}", term)
     from .app.stats import text
+    from .app.store import thinking_split
 
     for outcome in outcomes:
         s = outcome.summary
@@ -224,7 +225,7 @@ def run(
         errors = f", {s['errors']} errored" if s["errors"] else ""
         term.show(
             f"{outcome.directory}: {s['problems']} problems ({outcome.skipped} from before){errors}, accuracy {acc}, "
-            f"{s['generated_per_problem']} generated tokens/problem, cache hit {s['cache_hit_rate']:.0%}, {s['wall_s']} s"
+            f"{s['generated_per_problem']} generated tokens/problem{thinking_split(s)}, cache hit {s['cache_hit_rate']:.0%}, {s['wall_s']} s"
         )
     failed, total = sum(o.errors for o in outcomes), sum(o.summary["problems"] for o in outcomes)
     if failed:

@@ -160,6 +160,14 @@ def summarize(name: str, strategy: str, records: Iterable[dict[str, Any]], wall_
     }
 
 
+def thinking_split(summary: dict[str, Any]) -> str:
+    """" (thinking T, answer A, probes P per problem)" where the run split its tokens; else ""."""
+    tok, n = summary["tokens"], max(summary["problems"], 1)
+    if not (tok.get("thinking") or tok.get("probe")):
+        return ""
+    return f" (thinking {tok['thinking'] / n:.1f}, answer {tok['answer'] / n:.1f}, probes {tok['probe'] / n:.1f} per problem)"
+
+
 def interval_fields(name: str, iv: Interval | None) -> dict[str, float | None]:
     """`name` with its 95% interval as `name_lo`, `name_hi` (all None when there is none)."""
     return iv.fields(name) if iv is not None else {name: None, f"{name}_lo": None, f"{name}_hi": None}

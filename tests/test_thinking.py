@@ -3,6 +3,8 @@ thinking / answer / probe split of the ledger, and bad input refused before any 
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from ponder.backends.scripted import ASSISTANT, EOS, ScriptedBackend
@@ -199,3 +201,17 @@ def test_a_delimiter_the_tokenizer_cannot_encode_is_refused_before_any_request()
 def test_a_probe_interval_of_zero_is_one_line():
     with pytest.raises(ValueError, match=r"^strategy dynasor: field 'probe_interval': Input should be greater than or equal to 1$"):
         make_strategy("dynasor", probe_interval=0)
+
+
+def test_a_runs_summary_totals_the_split_and_its_line_shows_it(tmp_path):
+    from ponder.app.store import RunStore, summarize, thinking_split
+
+    store = RunStore(tmp_path)
+    store.create({})
+    result = asyncio.run(Solver(ScriptedBackend(["abc</think>xyz"]), make_strategy("best_of_n", n=2), prompt=PREFILLED).solve(Q))
+    record = store.append(Q, result)
+    assert {k: record["tokens"][k] for k in ("thinking", "answer", "probe")} == {"thinking": 22, "answer": 8, "probe": 0}
+    summary = summarize("r", "best_of_n", [record, {**record, "id": "old", "tokens": {"generated": 5, "prompt": 9, "cached": 0, "aborted": 0}}], 1.0)
+    assert summary["tokens"]["thinking"] == 22 and summary["tokens"]["answer"] == 8  # a record from before the split adds nothing
+    assert thinking_split(summary) == " (thinking 11.0, answer 4.0, probes 0.0 per problem)"
+    assert thinking_split(summarize("r", "best_of_n", [record | {"tokens": {"generated": 5, "prompt": 9, "cached": 0, "aborted": 0}}], 1.0)) == ""
