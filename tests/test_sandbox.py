@@ -233,3 +233,32 @@ def test_without_root_it_warns_once_and_still_judges(tmp_path):
     lines = done.stdout.splitlines()
     assert [x for x in lines if x.startswith("RESULT")] == ["RESULT True False failed"]
     assert sum("no network or file isolation" in x for x in lines) == 1
+
+
+async def test_cleanup_after_a_run_never_blocks_the_event_loop(monkeypatch):
+    # reaping the process group and removing the folder can take a while: it happens off the loop
+    from ponder.verifiers import cgroup
+
+    slow_destroy = cgroup.PidsGroup.destroy
+
+    def slow(self):
+        time.sleep(0.5)
+        slow_destroy(self)
+
+    monkeypatch.setattr(cgroup.PidsGroup, "destroy", slow)
+    lags: list[float] = []
+
+    async def ticker():
+        while True:
+            t = time.monotonic()
+            await asyncio.sleep(0.01)
+            lags.append(time.monotonic() - t - 0.01)
+
+    tick = asyncio.create_task(ticker())
+    try:
+        run = await run_program(RIGHT, tests="assert add(2, 3) == 5")
+        await asyncio.sleep(0.05)  # the ticker reports a late wake-up when it next runs
+    finally:
+        tick.cancel()
+    assert run.passed and max(lags) < 0.2
+    assert len(lags) > 20  # the ticker ran all along
