@@ -73,7 +73,7 @@ def vllm_server(tmp_path_factory):
 @pytest.fixture(scope="session")
 def ray_cluster(tmp_path_factory):
     """A local Ray cluster of 2 CPUs (`ray start --head`), shared by the session's Ray tests:
-    yields its address; at the end it stops with every process it started. Without token
+    yields its address and its Ray Client address; at the end it stops with every process it started. Without token
     authentication: a driver given an address sends no token unless RAY_AUTH_MODE=token."""
     import subprocess
     import time
@@ -93,7 +93,7 @@ def ray_cluster(tmp_path_factory):
             if proc.poll() is not None or time.time() > end:
                 raise RuntimeError(f"ray start failed: {log.read_text()[-3000:]}")
             time.sleep(0.2)
-        yield f"127.0.0.1:{ports[0]}"
+        yield f"127.0.0.1:{ports[0]}", f"ray://127.0.0.1:{ports[1]}"
     finally:
         proc.terminate()  # `ray start` stops what it started; a signal to each of those would make it wait
         try:

@@ -142,11 +142,16 @@ def test_an_address_that_does_not_answer_is_one_line_and_writes_nothing(tmp_path
 
 # --- on the session's local cluster ------------------------------------------------------------
 
+@pytest.fixture
+def ray_address(ray_cluster) -> str:
+    return ray_cluster[0]
+
+
 @pytest.mark.ray
-def test_two_workers_write_the_run_a_local_run_writes_id_for_id(ray_cluster, tmp_path, no_workers_left):
+def test_two_workers_write_the_run_a_local_run_writes_id_for_id(ray_address, tmp_path, no_workers_left):
     config, runs = write_config(tmp_path), tmp_path / "runs"
     assert cli("run", str(config), "-q", "-v").exit_code == 0
-    done = cli("run", str(config), "-q", "-v", "--ray", ray_cluster, "--set", "executor.workers=2", "--set", "name=onray")
+    done = cli("run", str(config), "-q", "-v", "--ray", ray_address, "--set", "executor.workers=2", "--set", "name=onray")
     assert done.exit_code == 0, done.output
     assert done.stdout.startswith(f"{runs / 'onray'}: 40 problems (0 from before), accuracy 0.800")
     local, remote = records(runs / "sums"), records(runs / "onray")
@@ -170,7 +175,7 @@ def test_two_workers_write_the_run_a_local_run_writes_id_for_id(ray_cluster, tmp
     rows = report.stdout.splitlines()[2:4]
     assert [row(x)[0] for x in rows] == ["sums", "onray"] and row(rows[0])[1] == row(rows[1])[1]
     before = files(runs / "onray")
-    again = cli("run", str(config), "-q", "-v", "--ray", ray_cluster, "--resume", "--set", "name=onray")
+    again = cli("run", str(config), "-q", "-v", "--ray", ray_address, "--resume", "--set", "name=onray")
     assert again.exit_code == 0 and again.stdout.startswith(f"{runs / 'onray'}: 40 problems (40 from before)")
     assert records(runs / "onray") == remote and (runs / "onray" / "results.jsonl").read_bytes() == before[str(runs / "onray" / "results.jsonl")]
     merged = cli("merge", str(runs / "onray"), "--output", str(tmp_path / "merged"))
@@ -178,10 +183,21 @@ def test_two_workers_write_the_run_a_local_run_writes_id_for_id(ray_cluster, tmp
 
 
 @pytest.mark.ray
-async def test_a_worker_killed_mid_run_loses_no_problem_and_repeats_none(ray_cluster, tmp_path, no_workers_left):
+def test_a_run_through_ray_client_is_the_same_run(ray_cluster, tmp_path, no_workers_left):
+    config, runs = write_config(tmp_path, n=8), tmp_path / "runs"
+    assert cli("run", str(config), "-q", "-v").exit_code == 0
+    done = cli("run", str(config), "-q", "-v", "--ray", ray_cluster[1], "--set", "name=client")
+    assert done.exit_code == 0, done.output
+    local, remote = records(runs / "sums"), records(runs / "client")
+    assert sorted(remote) == sorted(local) == [f"q{i:02d}" for i in range(8)]
+    assert all((remote[k]["answer"], remote[k]["candidates"]) == (local[k]["answer"], local[k]["candidates"]) for k in local)
+
+
+@pytest.mark.ray
+async def test_a_worker_killed_mid_run_loses_no_problem_and_repeats_none(ray_address, tmp_path, no_workers_left):
     from ponder.app.worker_pool import WorkerPool
 
-    path = write_config(tmp_path, delay=0.003, extra=f"executor: {{kind: ray, address: '{ray_cluster}', workers: 2}}\n")
+    path = write_config(tmp_path, delay=0.003, extra=f"executor: {{kind: ray, address: '{ray_address}', workers: 2}}\n")
     cfg = load_run_config(path)
     pool = WorkerPool(cfg.executor, cfg.backend, cfg.seed, cfg.concurrency)
     await pool.start()
@@ -206,10 +222,10 @@ async def test_a_worker_killed_mid_run_loses_no_problem_and_repeats_none(ray_clu
 
 
 @pytest.mark.ray
-def test_the_run_budget_holds_across_workers_and_the_problems_it_leaves_are_recorded_as_not_started(ray_cluster, tmp_path, no_workers_left):
+def test_the_run_budget_holds_across_workers_and_the_problems_it_leaves_are_recorded_as_not_started(ray_address, tmp_path, no_workers_left):
     config, run = write_config(tmp_path), tmp_path / "runs" / "sums"
     budgets = ["--set", "global_budget.generated_tokens=600", "--set", "budget.generated_tokens=90"]
-    done = cli("run", str(config), "-q", "-v", "--ray", ray_cluster, "--set", "executor.workers=2", *budgets)
+    done = cli("run", str(config), "-q", "-v", "--ray", ray_address, "--set", "executor.workers=2", *budgets)
     assert done.exit_code == 1  # as a local run: problems not started are errors, for --resume
     first = records(run)
     started = [r for r in first.values() if not r["error"]]
@@ -220,7 +236,7 @@ def test_the_run_budget_holds_across_workers_and_the_problems_it_leaves_are_reco
     assert {r["error"] for r in left} == {"not started: the run's global budget is spent (generated_tokens 600)"}
     assert all(r["tokens"]["generated"] == 0 for r in left)
 
-    again = cli("run", str(config), "-q", "-v", "--ray", ray_cluster, "--set", "executor.workers=2", "--resume", *budgets)
+    again = cli("run", str(config), "-q", "-v", "--ray", ray_address, "--set", "executor.workers=2", "--resume", *budgets)
     second = records(run)
     assert again.exit_code == (1 if any(r["error"] for r in second.values()) else 0)
     assert {k: second[k] for k in (r["id"] for r in started)} == {r["id"]: r for r in started}  # answered ones stay
@@ -239,10 +255,10 @@ def dies_on_seven(call):
 
 
 @pytest.mark.ray
-async def test_an_engine_that_dies_restarts_its_worker_and_a_problem_that_kills_every_worker_is_an_error(ray_cluster, tmp_path, no_workers_left):
+async def test_an_engine_that_dies_restarts_its_worker_and_a_problem_that_kills_every_worker_is_an_error(ray_address, tmp_path, no_workers_left):
     from ponder.app.worker_pool import WorkerPool
 
-    path = write_config(tmp_path, extra=f"executor: {{kind: ray, address: '{ray_cluster}', workers: 2, retries: 1}}\n")
+    path = write_config(tmp_path, extra=f"executor: {{kind: ray, address: '{ray_address}', workers: 2, retries: 1}}\n")
     path.write_text(path.read_text().replace("ponder.tests.test_shard:answer", "ponder.tests.test_ray:dies_on_seven"))
     cfg = load_run_config(path)
     pool = WorkerPool(cfg.executor, cfg.backend, cfg.seed, cfg.concurrency)
@@ -261,11 +277,11 @@ async def test_an_engine_that_dies_restarts_its_worker_and_a_problem_that_kills_
 
 
 @pytest.mark.ray
-async def test_a_worker_waiting_for_room_starts_when_a_node_joins_and_takes_problems(ray_cluster, tmp_path, no_workers_left):
+async def test_a_worker_waiting_for_room_starts_when_a_node_joins_and_takes_problems(ray_address, tmp_path, no_workers_left):
     from ponder.app.worker_pool import WorkerPool
 
     # three workers of 1 CPU on a 2-CPU cluster: the third waits; one problem at a time each
-    path = write_config(tmp_path, delay=0.05, n=24, extra=f"executor: {{kind: ray, address: '{ray_cluster}', workers: 3}}\nconcurrency: 1\n")
+    path = write_config(tmp_path, delay=0.05, n=24, extra=f"executor: {{kind: ray, address: '{ray_address}', workers: 3}}\nconcurrency: 1\n")
     cfg = load_run_config(path)
     pool = WorkerPool(cfg.executor, cfg.backend, cfg.seed, cfg.concurrency)
     await pool.start()
@@ -275,7 +291,7 @@ async def test_a_worker_waiting_for_room_starts_when_a_node_joins_and_takes_prob
         run = asyncio.create_task(execute(cfg, load(cfg.dataset), progress=False, runner=runner))
         await asyncio.sleep(1)
         (waiting,) = {0, 1, 2} - set(pool.pids)  # two started, one waits for room
-        node = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--address", ray_cluster, "--block", "--num-cpus", "1"],
+        node = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--address", ray_address, "--block", "--num-cpus", "1"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
                                 env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"})
         while len(pool.pids) < 3:
@@ -293,10 +309,10 @@ async def test_a_worker_waiting_for_room_starts_when_a_node_joins_and_takes_prob
 
 
 @pytest.mark.ray
-def test_a_driver_killed_mid_run_resumes_without_redoing_answered_problems(ray_cluster, tmp_path, no_workers_left):
+def test_a_driver_killed_mid_run_resumes_without_redoing_answered_problems(ray_address, tmp_path, no_workers_left):
     config = write_config(tmp_path, delay=0.01)
     results = tmp_path / "runs" / "sums" / "results.jsonl"
-    proc = subprocess.Popen([PONDER, "run", str(config), "-q", "--ray", ray_cluster], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([PONDER, "run", str(config), "-q", "--ray", ray_address], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     end = time.time() + 120
     while not (results.exists() and len(results.read_text().splitlines()) >= 8):
         assert proc.poll() is None and time.time() < end, proc.stderr.read().decode()[-2000:] if proc.poll() is not None else "no results"
@@ -306,7 +322,7 @@ def test_a_driver_killed_mid_run_resumes_without_redoing_answered_problems(ray_c
     kept = results.read_text().splitlines()
     assert 8 <= len(kept) < 40
 
-    done = ponder("run", str(config), "-q", "--ray", ray_cluster, "--resume")
+    done = ponder("run", str(config), "-q", "--ray", ray_address, "--resume")
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.startswith(f"{results.parent}: 40 problems ({len(kept)} from before)")
     final = results.read_text().splitlines()
@@ -315,11 +331,11 @@ def test_a_driver_killed_mid_run_resumes_without_redoing_answered_problems(ray_c
 
 
 @pytest.mark.ray
-def test_a_cluster_without_the_gpus_or_with_another_ray_is_one_line_and_writes_nothing(ray_cluster, tmp_path, no_workers_left):
+def test_a_cluster_without_the_gpus_or_with_another_ray_is_one_line_and_writes_nothing(ray_address, tmp_path, no_workers_left):
     import ray
 
     config = write_config(tmp_path)
-    done = ponder("run", str(config), "-q", "--ray", ray_cluster, "--set", "executor.gpus_per_worker=1")
+    done = ponder("run", str(config), "-q", "--ray", ray_address, "--set", "executor.gpus_per_worker=1")
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr == ("error: executor: a worker asks for 1 CPU and 1 GPU (cpus_per_worker, gpus_per_worker), "
                            "and no node of the Ray cluster has them (2 CPU 0 GPU)\n")
@@ -329,21 +345,21 @@ def test_a_cluster_without_the_gpus_or_with_another_ray_is_one_line_and_writes_n
         import ray._private.utils as utils
         real = utils.compute_version_info()
         utils.compute_version_info = lambda: ("2.0.0", real[1])
-        sys.argv = ["ponder", "run", {str(config)!r}, "-q", "--ray", {ray_cluster!r}]
+        sys.argv = ["ponder", "run", {str(config)!r}, "-q", "--ray", {ray_address!r}]
         from ponder.cli import main
         main()
     """)
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     python = ".".join(map(str, sys.version_info[:3]))
-    assert done.stderr == (f"error: --ray {ray_cluster}: the cluster runs Ray {ray.__version__} on Python {python}, this machine "
+    assert done.stderr == (f"error: --ray {ray_address}: the cluster runs Ray {ray.__version__} on Python {python}, this machine "
                            f"Ray 2.0.0 on Python {python}: install the cluster's versions here\n")
     assert not (tmp_path / "runs").exists()
 
 
 @pytest.mark.ray
 @pytest.mark.engine
-def test_a_worker_runs_the_embedded_model_on_the_real_engine(ray_cluster, tmp_path, no_workers_left):
+def test_a_worker_runs_the_embedded_model_on_the_real_engine(ray_address, tmp_path, no_workers_left):
     data = tmp_path / "sums.jsonl"
     data.write_text("".join(json.dumps({"id": f"s{i}", "problem": f"What is {i} + {i}?", "answer": str(2 * i)}) + "\n" for i in (2, 3)))
     config = tmp_path / "real.yaml"
@@ -352,7 +368,7 @@ def test_a_worker_runs_the_embedded_model_on_the_real_engine(ray_cluster, tmp_pa
         "strategy: {name: best_of_n, config: {n: 2, max_tokens: 24}}\n"
         f"dataset: {{name: \"{data}\"}}\noutput_dir: {tmp_path / 'runs'}\n"
     )
-    done = ponder("run", str(config), "-q", "--ray", ray_cluster)
+    done = ponder("run", str(config), "-q", "--ray", ray_address)
     assert done.returncode == 0, done.stderr[-3000:]
     run = tmp_path / "runs" / "real"
     assert done.stdout.startswith(f"{run}: 2 problems (0 from before)")
