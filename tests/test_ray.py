@@ -169,7 +169,7 @@ def test_two_workers_write_the_run_a_local_run_writes_id_for_id(ray_address, tmp
     c_local, c_ray = (yaml.safe_load((runs / d / "config.yaml").read_text()) for d in ("sums", "onray"))
     assert c_ray["executor"]["kind"] == "ray" and result_difference(c_local, c_ray) is None  # one experiment
 
-    # report, resume and merge read it as they read a local run
+    # report, resume, merge and view read it as they read a local run
     report = cli("report", str(runs / "sums"), str(runs / "onray"), "--plot", str(tmp_path / "plot.png"))
     assert report.exit_code == 0, report.output
     rows = report.stdout.splitlines()[2:4]
@@ -180,6 +180,9 @@ def test_two_workers_write_the_run_a_local_run_writes_id_for_id(ray_address, tmp
     assert records(runs / "onray") == remote and (runs / "onray" / "results.jsonl").read_bytes() == before[str(runs / "onray" / "results.jsonl")]
     merged = cli("merge", str(runs / "onray"), "--output", str(tmp_path / "merged"))
     assert merged.exit_code == 0 and records(tmp_path / "merged") == remote
+    viewed = cli("view", str(runs / "onray"), "--output", str(tmp_path / "view.html"))
+    assert viewed.exit_code == 0, viewed.output
+    assert "q39" in (tmp_path / "view.html").read_text()
 
 
 @pytest.mark.ray
