@@ -6,6 +6,7 @@ one line and exit 2. The tests marked `ray` share one local 2-CPU cluster (conft
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import signal
@@ -21,6 +22,7 @@ from typer.testing import CliRunner
 
 from ponder.app.batch import execute
 from ponder.app.datasets import load
+from ponder.app.progress import Progress
 from ponder.app.run_budget import RunBudget
 from ponder.app.run_config import load_run_config, result_difference
 from ponder.cli import app
@@ -113,6 +115,15 @@ def test_leases_share_the_run_budget_and_never_pass_it():
     assert budget.grant() is None and budget.held_tokens + budget.used_tokens == 100
     unlimited = RunBudget(Budget(), slots=2)
     assert unlimited.grant().budget == Budget()
+
+
+def test_the_progress_bar_counts_problems_sent_again():
+    out = io.StringIO()
+    with Progress(3, 0, enabled=True, stream=out) as bar:
+        bar.retry()
+        bar.retry()
+        bar.update({"correct": True, "error": None}, LedgerSummary(generated_tokens=5, prompt_tokens=10, cached_tokens=5))
+    assert out.getvalue().rstrip().endswith("| cache hit 50% | 2 retried") and bar.retries == 2
 
 
 def test_help_strategies_and_a_local_run_never_import_ray(tmp_path):
