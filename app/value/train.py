@@ -110,7 +110,14 @@ def features(cfg: ValueTrainConfig, samples: list[Trajectory], say: Say, states:
         say(f"hidden states: {len(samples)} samples on the pooling runner")
         engine = states or HiddenStates(cfg.policy.model, max_model_len=f.max_model_len, kv_cache_gib=f.kv_cache_gib)
         try:
-            return step_states(engine, HFTokenizer.load(resolve(cfg.policy.model)), spec, samples, f.batch, f.max_model_len)
+            done = [0]
+
+            def tick(n: int) -> None:  # a line per tenth of the samples: the stage takes minutes on a CPU
+                done[0] += n
+                if done[0] * 10 // len(samples) != (done[0] - n) * 10 // len(samples):
+                    say(f"hidden states: {done[0]}/{len(samples)} samples")
+
+            return step_states(engine, HFTokenizer.load(resolve(cfg.policy.model)), spec, samples, f.batch, f.max_model_len, tick)
         finally:
             if states is None:
                 engine.close()
