@@ -225,7 +225,7 @@ def test_a_run_on_the_engine(engine, tmp_path, request):
         open_problem(page, "b")
         t = trace(run, "b")
         assert page.locator("[data-node-id]").count() == len(t["nodes"]) == 4  # the prompt and 3 samples
-        chosen = {int(x) for x in page.locator(".node.chosen").evaluate_all("els => els.map(e => e.dataset.nodeId)")}
+        chosen = {int(x) for x in page.locator("#trees .node.chosen").evaluate_all("els => els.map(e => e.dataset.nodeId)")}
         assert chosen == chosen_path(t) and len(chosen) == 2
         sample = next(n for n in t["nodes"] if n["id"] == 2)
         page.locator("[data-node-id='2']").click()

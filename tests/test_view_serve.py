@@ -83,8 +83,9 @@ def test_view_on_a_real_server_in_the_browser(vllm_server, browser, tmp_path):
         client = openai.OpenAI(base_url=url, api_key=KEY, max_retries=0, timeout=120)
         reply = client.chat.completions.create(model="best_of_n", messages=[{"role": "user", "content": "What is 2 + 2?"}],
                                                max_tokens=24, seed=3, extra_body={"ponder": {"n": 3}})
-        refused = browser.new_context()
-        assert refused.new_page().goto(url.replace("/v1", "/view")).status == 401
+        refused = browser.new_context()  # no key: a 401 asking for Basic credentials
+        answer = refused.request.get(url.replace("/v1", "/view"))
+        assert answer.status == 401 and answer.headers["www-authenticate"].startswith("Basic")
         refused.close()
         context = browser.new_context(http_credentials={"username": "ponder", "password": KEY})
         page = context.new_page()
@@ -96,9 +97,9 @@ def test_view_on_a_real_server_in_the_browser(vllm_server, browser, tmp_path):
         page.click("#problem-table tbody tr")
         page.wait_for_selector("#trees[data-ready]:not([data-ready=''])")
         assert page.locator("[data-node-id]").count() == 4  # the prompt and the 3 samples
-        assert page.locator(".node.chosen").count() == 2  # the prompt and the chosen sample
+        assert page.locator("#trees .node.chosen").count() == 2  # the prompt and the chosen sample
         assert reply.model_extra["ponder"]["answer"] in page.inner_text(".tree-col .facts")
-        page.locator(".node.chosen").nth(1).click()
+        page.locator("#trees .node.chosen").nth(1).click()
         assert page.locator(".detail pre").inner_text().strip() in reply.choices[0].message.content
         page.screenshot(path=tmp_path / "serve-view.png", full_page=True)
         assert errors == []
