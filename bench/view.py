@@ -17,6 +17,9 @@ CPU machine with other jobs running, 50 s):
     problems traces KiB report KiB  ratio build s    ready ms [min, max]   open ms [min, max]   tree ms [min, max]
         1000       2747        296  0.108     1.9          121 [72, 175]       617 [540, 804]         94 [83, 320]
         2000       5493        552  0.100     2.8           98 [84, 232]     1092 [717, 1698]        174 [71, 250]
+    a second run of the same command:
+        1000       2747        297  0.108     1.4           90 [48, 340]       681 [432, 927]        102 [54, 128]
+        2000       5493        546  0.099     1.7          145 [82, 283]     1070 [746, 1513]        107 [81, 152]
 """
 
 from __future__ import annotations
