@@ -150,3 +150,18 @@ def test_open_hands_the_file_to_the_users_browser(runs, tmp_path):
     done = subprocess.run([PONDER, "view", str(runs[0]), "-o", str(out), "--open"], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     assert seen.read_text() == out.resolve().as_uri()
+
+
+def test_a_run_without_a_summary_yet_is_summarised_from_its_records(runs, tmp_path):
+    import shutil
+
+    from ponder.app.store import RunStore, summarize
+
+    run = shutil.copytree(runs[0], tmp_path / "beam")
+    (run / "summary.json").unlink()  # a run still going, or one that crashed
+    out = tmp_path / "r.html"
+    done = subprocess.run([PONDER, "view", str(run), "-o", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    summary = embedded(out.read_text(), "ponder-data")["runs"][0]["summary"]
+    assert summary["accuracy"] == summarize("beam", "beam_search", RunStore(run).records(), 0.0)["accuracy"] == 0.5
+    assert summary["problems"] == 4 and summary["strategy"] == "beam_search"
