@@ -81,7 +81,8 @@ class _Holdback:
 
     def split(self) -> tuple[list[Delta], list[Delta]]:
         """(the held deltas wholly before the delimiter, the rest: its tokens); both handed out."""
-        before = self._release(max(self.text.rfind(self.end), 0))
+        at = self.text.rfind(self.end)
+        before = self._release(at if at >= 0 else len(self.text))  # no delimiter (EOS): all of it
         rest, self.held, self.text = self.held, [], ""
         return before, rest
 

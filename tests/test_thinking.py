@@ -63,6 +63,20 @@ async def test_an_early_end_of_thinking_gets_wait_appended_exactly_max_waits_tim
     assert r.ledger.requests == 5 == len(backend.finished)
 
 
+async def test_an_eos_while_thinking_is_an_early_end_too():
+    def script(call):
+        if "</think>" in call.generated:
+            return "\\boxed{4}"
+        return " four." if call.generated.count("four") < 2 else " four.</think>"
+
+    backend = ScriptedBackend(script)
+    r = await Solver(backend, make_strategy("budget_forcing", min_thinking_tokens=100, max_waits=2, temperature=0), prompt=PREFILLED).solve(Q)
+    node = r.trace.node(r.candidates[0].node)
+    # the EOS that ended each early turn is gone; "Wait" took its place
+    assert list(node.generated_ids) == enc(" four.Wait four.Wait four.</think>\\boxed{4}") + [EOS]
+    assert r.metrics["waits"] == 2 and r.answer == "4"
+
+
 def endless(call):
     if "</think>" in call.generated:
         return "4} because two and two make four, as everyone knows."
