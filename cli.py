@@ -135,6 +135,7 @@ def run(
     from .backends.models import ModelError
     from .app.batch import execute, prepare, run_dir
     from .app.dry_run import check_together, dry_run as check_runs
+    from .app.reasoning import check_delimiters
     from .app.run_config import load_run_config
     from .app.shard import Shard
     from .app.store import RunStore
@@ -155,6 +156,7 @@ def run(
         plans = []
         for path in configs:
             cfg = load_run_config(path, set_)
+            check_delimiters(cfg, path)
             plans.append((cfg, prepare(cfg, limit, data_dir, part)))
             RunStore(run_dir(cfg, part)).check_resume(cfg.model_dump(mode="json"), resume)
         dirs = [run_dir(cfg, part) for cfg, _ in plans]

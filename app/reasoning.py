@@ -1,6 +1,7 @@
 """Thinking budgets over the OpenAI API: the request's `max_thinking_tokens`,
 `min_thinking_tokens` and `reasoning_effort` as budget forcing of the served strategy, and
-the thinking text as `reasoning_content`, streamed as it grows.
+the thinking text as `reasoning_content`, streamed as it grows. And a run's thinking
+delimiters checked against its model's tokenizer before the engine starts.
 
 A budget applies to any strategy that samples full solutions: those with a `thinking_budget`
 field, and budget_forcing itself. `reasoning_effort` maps to a `max_thinking_tokens` from the
@@ -95,3 +96,21 @@ class ReasoningFollower:
         if reasoning.startswith(self.sent) and len(reasoning) > len(self.sent):
             self.send(ReasoningDelta(reasoning[len(self.sent):]))
             self.sent = reasoning
+
+
+def check_delimiters(config: Any, source: str) -> None:
+    """A run config's thinking delimiters against its policy model's tokenizer, before any
+    engine starts. A model on this machine only: one still to download is checked by the
+    solver once its engine has it; the scripted backend's tokenizer, by the solver at once."""
+    thinking = config.prompt.thinking
+    if thinking is None or config.backend.kind != "vllm":
+        return
+    from ..backends.tokenizer import HFTokenizer
+    from .dry_run import local_model
+
+    found = local_model(config.backend.model)
+    if found is not None:
+        try:
+            thinking.check(HFTokenizer.load(found))
+        except ValueError as e:
+            raise ValueError(f"{source}: prompt.{e}") from None
