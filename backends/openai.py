@@ -215,7 +215,7 @@ class OpenAIBackend:
             "stream": True, "stream_options": {"include_usage": True},
         }
         attempts = self._attempts(prompt_ids, "stream")
-        state = {"generated": 0, "finished": False}
+        state = {"generated": 0, "finished": False, "answered": False}
         try:
             async for endpoint in attempts:
                 try:
@@ -224,6 +224,7 @@ class OpenAIBackend:
                         if r.status == 200:
                             attempts.succeeded(endpoint)
                             self._remember(prompt_ids, endpoint)
+                            state["answered"] = True  # the server took the request: a cut from here on is an abort
                             async for delta in self._read_stream(r, endpoint, len(prompt_ids), state):
                                 yield delta
                             return
@@ -234,7 +235,7 @@ class OpenAIBackend:
                     attempts.failed(endpoint, type(e).__name__)
             raise attempts.exhausted()
         finally:
-            if not state["finished"] and state["generated"]:
+            if not state["finished"] and state["answered"]:
                 # vLLM reports cached prompt tokens only in the closing usage chunk
                 self._meter.record(Usage(len(prompt_ids), 0, state["generated"]), aborted=True)
 

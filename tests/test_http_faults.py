@@ -219,3 +219,22 @@ async def test_a_stream_longer_than_the_timeout_survives_while_chunks_keep_comin
         async for _ in b.stream([1, 2, 3], Sampling(max_tokens=10)):
             pass
     await b.close()
+
+
+async def test_a_stream_cut_before_its_first_token_is_recorded_as_an_abort(fake):
+    # the server took the request (its prompt was computed): leaving before any token is still a request
+    state, url = fake
+    state.plan = ["slow:4:0.5"]
+    b = backend(url, retries=0)
+
+    async def consume():
+        async for _ in b.stream([1, 2, 3], Sampling(max_tokens=10)):
+            pass
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.2)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    s = b.stats()
+    assert (s.requests, s.aborted_requests, s.usage.prompt_tokens, s.usage.generated_tokens) == (1, 1, 3, 0)
+    await b.close()
