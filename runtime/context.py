@@ -338,6 +338,7 @@ class Context:
         child = copy.copy(self)
         child.ledger = Ledger(parent=self.ledger)
         child._allowance = self._allowance.scoped(budget, child.ledger)
+        child._held = None  # a hold is released by the context that took it only
         return child
 
     def hold(self, n: int, max_tokens: int, calls: int = 0) -> tuple["Context", int] | None:
@@ -383,6 +384,7 @@ class Context:
         child.ledger = Ledger(parent=self.ledger)
         child._seeds = self._seeds.child(index)
         child._subruns = 0
+        child._held = None
         return await sub.run(child)
 
     # -- answers ------------------------------------------------------------------------------
