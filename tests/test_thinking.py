@@ -241,6 +241,6 @@ def test_ponder_run_refuses_a_delimiter_its_model_cannot_encode_in_one_line_befo
                       "strategy: {name: budget_forcing}\ndataset: {name: gsm8k}\n"
                       "prompt: {thinking: {end: '<|im_end|>'}}\n")  # a special token: decoding drops it
     p = subprocess.run([str(Path(sys.executable).parent / "ponder"), "run", str(config), "--limit", "1"],
-                       cwd=tmp_path, capture_output=True, text=True, timeout=120)
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert p.returncode == 2 and not (tmp_path / "runs").exists()
     assert p.stderr.strip().splitlines() == [f"error: {config}: prompt.thinking.end: the tokenizer cannot encode '<|im_end|>' exactly (it decodes to '')"]
