@@ -297,6 +297,7 @@ def serve(
     max_tokens_per_request: int = typer.Option(16384, "--max-tokens-per-request", help="generated tokens one request may spend, all samples and steps"),
     max_concurrent: int = typer.Option(8, "--max-concurrent", help="requests solving at once; more get HTTP 429"),
     max_model_len: int = typer.Option(None, "--max-model-len", help="in-process engine context length"),
+    thinking: str = typer.Option(None, "--thinking", help="the model's thinking block (r1, qwen3, qwq): replies carry reasoning_content"),
     import_: list[str] = typer.Option([], "--import", help="a module or .py file registering strategies or scorers (repeatable)"),
     config: list[str] = typer.Option([], "--config", "-c", help="a run config whose `imports:` to load (repeatable)"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="show engine logs live (default: $PONDER_HOME/logs/serve.log)"),
@@ -317,7 +318,8 @@ def serve(
         _import_user_modules(import_, config)
         strategy_class(strategy)
         config = ServeConfig(strategy=strategy, scorer=scorer, api_key=api_key or None,
-                             max_tokens_per_request=max_tokens_per_request, max_concurrent=max_concurrent)
+                             max_tokens_per_request=max_tokens_per_request, max_concurrent=max_concurrent,
+                             thinking={"preset": thinking} if thinking else None)
         if endpoint:
             backend = make_backend("openai", endpoints=endpoint, model=model)
         else:
