@@ -42,12 +42,12 @@ test: install model
 test-fast: install
 	$(VENV)/bin/python -m pytest -q -n 2 -m "not ($(SLOW))" tests
 
-# greedy, majority voting (with pass@8 coverage) and beam search on one engine, then the table and plot
-DEMO := configs/demo/greedy.yaml configs/demo/majority.yaml configs/demo/beam_search.yaml
+# greedy, majority voting (with pass@8 coverage), beam search and the value-weighted vote on one engine, then the table and plot
+DEMO := configs/demo/greedy.yaml configs/demo/majority.yaml configs/demo/beam_search.yaml configs/demo/value.yaml
 demo: install model
 	@out=runs/demo-$$(date +%Y%m%d-%H%M%S) && \
 	$(VENV)/bin/ponder run $(DEMO) --set output_dir=$$out && \
-	$(VENV)/bin/ponder report $$out/greedy $$out/majority $$out/beam_search --plot $$out/accuracy_vs_tokens.png
+	$(VENV)/bin/ponder report $$out/greedy $$out/majority $$out/beam_search $$out/value --plot $$out/accuracy_vs_tokens.png
 
 bench: install model
 	$(VENV)/bin/python bench/engine.py

@@ -13,9 +13,11 @@ Figures:
 3. The search against value-weighted best-of-8: accuracy (paired by problem) and generated
    tokens per problem (ratio of means; problems resampled as pairs).
 
-Run (the value scores need the pooling engine: under the engine lock):
-    flock /tmp/ponder-engine.lock .venv/bin/python bench/value.py \\
-        --samples runs/value/eval-samples --model smollm2-135m-instruct-value [--search runs/value/eval-beam]
+Run (the samples, the search and the value scores need engines: under the engine lock):
+    flock /tmp/ponder-engine.lock .venv/bin/ponder run configs/value/eval_majority.yaml configs/value/eval_beam.yaml --limit 240
+    flock /tmp/ponder-engine.lock .venv/bin/python bench/value.py --samples runs/value/eval_majority \
+        --model smollm2-135m-instruct-value --search runs/value/eval_beam
+Another head on the same backbone (`--model FOLDER`) reuses the cached hidden states: no engine.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from ponder.app.value.labels import Trajectory, read_samples  # noqa: E402
 from ponder.app.value.metrics import auc  # noqa: E402
 from ponder.records.result import Candidate  # noqa: E402
 from ponder.verifiers.value_model import find  # noqa: E402
-from ponder.verifiers.voting import select  # noqa: E402
+from ponder.verifiers.voting import aggregate, select  # noqa: E402
 
 
 def evaluation_problems(run: Path, folder: Path) -> tuple[list, int]:
@@ -83,6 +85,8 @@ def main() -> None:
     ap.add_argument("--samples", required=True, help="best-of-8 majority run directory on evaluation problems")
     ap.add_argument("--model", default="smollm2-135m-instruct-value", help="value folder or shipped name")
     ap.add_argument("--search", action="append", default=[], help="run directory of a search with the value scorer (repeatable)")
+    ap.add_argument("--aggregate", default="last", choices=["last", "min", "mean", "prod"],
+                    help="a sample's value from its step values, as best_of_n's `aggregate` (default: the last step's)")
     ap.add_argument("--out", help="write the figures as JSON here")
     args = ap.parse_args()
     run, folder = Path(args.samples), find(args.model)
@@ -93,13 +97,13 @@ def main() -> None:
     for t, s in zip(samples, scores):
         by_problem.setdefault(t.problem_id, []).append((t, s))
     ids = [p.id for p in problems if p.id in by_problem]
-    out: dict = {"problems": len(ids), "left_out": left_out, "samples": len(samples), "model": str(folder)}
+    out: dict = {"problems": len(ids), "left_out": left_out, "samples": len(samples), "model": str(folder), "aggregate": args.aggregate}
     print(f"{len(ids)} evaluation problems ({left_out} left out: their question is among the training questions), {len(samples)} samples")
 
     # 1. AUC: whole samples, then each step depth
-    final = [[(s[-1], t.correct) for t, s in by_problem[i]] for i in ids]
+    final = [[(aggregate(s, args.aggregate), t.correct) for t, s in by_problem[i]] for i in ids]
     out["auc_final"] = bootstrap(final, pooled_auc).fields("auc")
-    print(f"AUC of the final value      {bootstrap(final, pooled_auc)}")
+    print(f"AUC of the sample's value ({args.aggregate}) {bootstrap(final, pooled_auc)}")
     out["auc_by_depth"] = {}
     depth = 0
     while True:
@@ -115,7 +119,7 @@ def main() -> None:
     # 2. value-weighted best-of-8 against majority@8 on the same samples
     weighted, best, majority, covered = [], [], [], []
     for i in ids:
-        cands = [Candidate(text="", answer=t.answer, score=s[-1]) for t, s in by_problem[i]]
+        cands = [Candidate(text="", answer=t.answer, score=aggregate(s, args.aggregate)) for t, s in by_problem[i]]
         right = {t.answer: t.correct for t, _ in by_problem[i]}
         weighted.append(right[select(cands, "weighted").answer])
         best.append(right[select(cands, "best").answer])

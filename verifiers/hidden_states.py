@@ -29,6 +29,8 @@ class HiddenStates:
         self.model, self.endpoint, self.served_model, self.timeout_s = model, endpoint, served_model, timeout_s
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._llm: Any = None
+        self.served_requests = 0  # requests the in-process engine answered, and their prompt tokens
+        self.served_tokens = 0
         self._waiting: list[tuple[list[Sequence[int]], asyncio.Future[list[Any]]]] = []
         self._busy = False
         if model is not None:
@@ -66,6 +68,9 @@ class HiddenStates:
             self._llm.encode, [TokensPrompt(prompt_token_ids=list(p)) for p in prompts],
             pooling_params=PoolingParams(use_activation=False), pooling_task="token_embed", use_tqdm=False,
         ).result()
+        for o in outs:  # what the engine says it computed, beside what the meter was told
+            self.served_requests += 1
+            self.served_tokens += len(o.prompt_token_ids or ())
         return [o.outputs.data for o in outs]
 
     async def states(self, prompts: Sequence[Sequence[int]]) -> list[Any]:
