@@ -22,7 +22,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 # fixtures that hold an engine or a `ponder serve` with one; tests that start an engine by
 # themselves carry `@pytest.mark.engine`
-ENGINE_FIXTURES = {"engine", "serve"}
+ENGINE_FIXTURES = {"engine", "serve", "value_states"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -47,6 +47,17 @@ def engine():
     backend = VllmBackend(EngineConfig(model="smollm2-135m-instruct", max_model_len=2048, kv_cache_gib=2, max_num_seqs=64, log_stats=True))
     yield backend
     asyncio.run(backend.close())
+
+
+@pytest.fixture(scope="session")
+def value_states():
+    """The embedded model on vLLM's pooling runner (every token's hidden state), shared by the
+    value model's engine tests."""
+    from ponder.verifiers.hidden_states import HiddenStates
+
+    states = HiddenStates("smollm2-135m-instruct", max_model_len=1024, kv_cache_gib=1)
+    yield states
+    states.close()
 
 
 @pytest.fixture(scope="session")
