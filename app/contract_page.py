@@ -12,6 +12,7 @@ import inspect
 from pathlib import Path
 
 from ..runtime.contract import StrategyContext, Tree
+from .strategy_page import below
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "contract.md"
 MARKER = "<!-- generated from runtime/contract.py by `python -m ponder.app.contract_page`: edit above this line only -->"
@@ -60,16 +61,10 @@ def reference() -> str:
 
 
 def page(current: str) -> str:
-    head, sep, _ = current.partition(MARKER)
-    if not sep:
-        raise ValueError(f"{PAGE}: no line {MARKER!r} to write below")
-    return f"{head}{MARKER}\n\n{reference()}"
-
-
-def main() -> None:
-    PAGE.write_text(page(PAGE.read_text(encoding="utf-8")), encoding="utf-8")
-    print(f"wrote {PAGE}")
+    """`current` with everything after MARKER replaced by `reference()`."""
+    return below(PAGE, MARKER, current, reference())
 
 
 if __name__ == "__main__":
-    main()
+    PAGE.write_text(page(PAGE.read_text(encoding="utf-8")), encoding="utf-8")
+    print(f"wrote {PAGE}")

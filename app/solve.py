@@ -46,19 +46,10 @@ async def solve_async(
             await backend.close()
 
 
-def solve(
-    question: str,
-    strategy: str = "best_of_n",
-    model: str = "smollm2-135m-instruct",
-    scorer: str | None = None,
-    answer: str | None = None,
-    endpoints: list[str] | None = None,
-    backend: Any = None,
-    **config: object,
-) -> Result:
-    """`solve_async`, waited for: on this thread, or on a worker thread when this thread
-    already runs an event loop."""
-    work = solve_async(question, strategy, model, scorer, answer, endpoints, backend, **config)
+def solve(*args: Any, **kwargs: Any) -> Result:
+    """`solve_async` (the same arguments), waited for: on this thread, or on a worker thread
+    when this thread already runs an event loop."""
+    work = solve_async(*args, **kwargs)
     try:
         asyncio.get_running_loop()
     except RuntimeError:

@@ -104,12 +104,18 @@ def reference() -> str:
     return "\n".join(out) + "\n"
 
 
+def below(path: Path, marker: str, current: str, generated: str) -> str:
+    """`current` (the text of the page at `path`) with everything after `marker` replaced by
+    `generated`: a page's hand-written part above, its generated reference below."""
+    head, sep, _ = current.partition(marker)
+    if not sep:
+        raise ValueError(f"{path}: no line {marker!r} to write below")
+    return f"{head}{marker}\n\n{generated}"
+
+
 def page(current: str) -> str:
     """`current` with everything after MARKER replaced by `reference()`."""
-    head, sep, _ = current.partition(MARKER)
-    if not sep:
-        raise ValueError(f"{PAGE}: no line {MARKER!r} to write below")
-    return f"{head}{MARKER}\n\n{reference()}"
+    return below(PAGE, MARKER, current, reference())
 
 
 def main() -> None:

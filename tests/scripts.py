@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Sequence
 
 from ponder.backends.scripted import ScriptCall, ScriptedBackend
@@ -30,3 +32,31 @@ class KeywordScorer:
 
 def backend(script=stepwise, delay: float = 0.0) -> ScriptedBackend:
     return ScriptedBackend(script, token_delay_s=delay)
+
+
+class LoopLag:
+    """Measures how late a 10 ms ticker wakes while the block runs: the event loop's lag.
+    `async with LoopLag() as lag: ...`, then `lag.worst` (seconds) and `lag.ticks`."""
+
+    async def __aenter__(self) -> "LoopLag":
+        self.lags: list[float] = []
+        self._task = asyncio.create_task(self._tick())
+        return self
+
+    async def _tick(self) -> None:
+        while True:
+            t = time.monotonic()
+            await asyncio.sleep(0.01)
+            self.lags.append(time.monotonic() - t - 0.01)
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.sleep(0.05)  # a ticker woken late reports it when it next runs
+        self._task.cancel()
+
+    @property
+    def worst(self) -> float:
+        return max(self.lags)
+
+    @property
+    def ticks(self) -> int:
+        return len(self.lags)

@@ -21,6 +21,8 @@ from ponder.records.problem import Problem
 from ponder.verifiers.code import CodeVerifier
 from ponder.verifiers.sandbox import SandboxConfig, run_program
 
+from .scripts import LoopLag
+
 ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not ROOT, reason="namespaces and uid changes need root")
 
@@ -246,19 +248,7 @@ async def test_cleanup_after_a_run_never_blocks_the_event_loop(monkeypatch):
         slow_destroy(self)
 
     monkeypatch.setattr(cgroup.PidsGroup, "destroy", slow)
-    lags: list[float] = []
-
-    async def ticker():
-        while True:
-            t = time.monotonic()
-            await asyncio.sleep(0.01)
-            lags.append(time.monotonic() - t - 0.01)
-
-    tick = asyncio.create_task(ticker())
-    try:
+    async with LoopLag() as lag:
         run = await run_program(RIGHT, tests="assert add(2, 3) == 5")
-        await asyncio.sleep(0.05)  # the ticker reports a late wake-up when it next runs
-    finally:
-        tick.cancel()
-    assert run.passed and max(lags) < 0.2
-    assert len(lags) > 20  # the ticker ran all along
+    assert run.passed and lag.worst < 0.2
+    assert lag.ticks > 20  # the ticker ran all along

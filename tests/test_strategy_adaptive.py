@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 
@@ -14,6 +13,8 @@ from ponder.runtime.solver import Solver
 from ponder.strategies.adaptive_consistency import leader_probability
 from ponder.strategies.base import make_strategy
 from ponder.verifiers.voting import clusters
+
+from .scripts import LoopLag
 
 PROBLEM = Problem(id="a", question="What is 3 + 4?", answer="7")
 
@@ -98,18 +99,7 @@ async def test_clustering_never_blocks_the_event_loop(monkeypatch):
             return a == r
 
     monkeypatch.setattr(answer, "shared_pool", lambda: SlowPool())
-    lags: list[float] = []
-
-    async def ticker():
-        while True:
-            t = time.monotonic()
-            await asyncio.sleep(0.01)
-            lags.append(time.monotonic() - t - 0.01)
-
-    tick = asyncio.create_task(ticker())
-    try:
+    async with LoopLag() as lag:
         r = await solve(dict(wave=2, max_n=4), in_order(lambda i: f"\\boxed{{x^{i % 2 + 2} + y}}"))
-    finally:
-        tick.cancel()
-    assert r.metrics["samples"] == 4 and len(lags) > 10
-    assert max(lags) < 0.2
+    assert r.metrics["samples"] == 4 and lag.ticks > 10
+    assert lag.worst < 0.2
