@@ -293,7 +293,7 @@ THINK = dict(messages=COUNT, max_tokens=96, temperature=0, seed=9)
 def test_max_thinking_tokens_cuts_thinking_and_returns_it_as_reasoning_content(client, tokenizer):
     r = client.chat.completions.create(model="budget_forcing", **THINK, extra_body={"max_thinking_tokens": 20, "ponder": {"answer_tokens": 8}})
     ledger, message = ponder_field(r)["ledger"], r.choices[0].message
-    assert ledger["thinking_tokens"] == 20 and ledger["answer_tokens"] == 8 and ponder_field(r)["metrics"]["thinking_cut"] == 1
+    assert ledger["thinking_tokens"] == 20 and 0 < ledger["answer_tokens"] <= 8 and ponder_field(r)["metrics"]["thinking_cut"] == 1
     assert message.content.startswith("Final Answer: \\boxed{")
     assert 0 < len(tokenizer.encode(message.model_extra["reasoning_content"])) <= 20
     # any strategy that samples whole solutions: each of best_of_n's samples is cut alike
