@@ -284,3 +284,15 @@ def test_set_in_the_file_and_on_the_command_line_change_the_base_of_every_cell(t
     assert {c.config.output_dir for c in plan.cells} == {str(tmp_path / "runs" / "b")}
     with pytest.raises(ValueError, match=r"sweep.yaml: cell temperature0.0: strategy: .*field 'max_tokens'"):
         load_sweep(path, ["strategy.config.max_tokens=0"])
+
+
+def test_each_sweep_process_logs_to_a_file_of_its_own_until_its_first_cell_takes_the_log(tmp_path):
+    # two sweeps at once (or a sweep beside a test) once shared $PONDER_HOME/logs/sweep.log: the
+    # one that reached its first cell moved that file away and the other stopped, unable to find it
+    home = tmp_path / "home"
+    (home / "logs" / "sweep.log").mkdir(parents=True)  # the shared name, held by someone else
+    path = write_sweep(tmp_path, "name: own\nbase: base.yaml\n", problems=2)
+    p = subprocess.run([PONDER, "sweep", str(path), "-q"], capture_output=True, text=True, timeout=60, env={**ENV, "PONDER_HOME": str(home)})
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert (tmp_path / "runs" / "own" / "base" / "engine.log").is_file()
+    assert [f.name for f in (home / "logs").iterdir()] == ["sweep.log"]  # its own log moved into the cell

@@ -19,6 +19,7 @@ def sweep(
     summary.csv (accuracy with 95% bootstrap intervals, tokens, FLOPs), frontier.png and, with
     `difficulty:`, bins.csv, policy.json and compute_optimal.csv."""
     import asyncio
+    import os
 
     from ...backends.models import ModelError
     from ..shard import Shard
@@ -46,7 +47,9 @@ def sweep(
             typer.echo(f"then: policy.json fitted on half of the problems, compute_optimal at {budgets} tokens/problem on the other half")
         typer.echo(f"{len(plan.cells)} cells, {len(runs)} to run, into {plan.directory}; dry run: nothing started")
         return
-    term = Terminal(None if verbose else log_file("sweep"))
+    # a log of this process's own until the first cell's directory takes it over: two sweeps
+    # at once (or a sweep beside a test) never move or delete each other's
+    term = Terminal(None if verbose else log_file("run").with_name(f"sweep-{os.getpid()}.log"))
     term.say(f"sweep {plan.name}: {len(plan.cells)} cells ({len(runs)} run, {len(plan.cells) - len(runs)} subsampled) into {plan.directory}")
     try:
         outcomes = asyncio.run(run_sweep(plan, runs, resume, not quiet, term, part))
