@@ -140,11 +140,19 @@ def test_run_limit_crash_resume_and_report(tmp_path, vllm_server):
 
 
 def test_every_shipped_config_loads():
+    from ponder.app.sweep.plan import load_sweep
     from ponder.app.value.config import load_value_config
 
+    kinds = {"run": 0, "sweep": 0, "value": 0}
     for path in sorted((Path(__file__).parents[1] / "configs").rglob("*.yaml")):
-        if "policy:" in path.read_text():  # a `ponder value train` config: it names a policy, not a backend
+        if path.parent.name == "sweeps":  # `ponder sweep`: a base config plus cells, each validated
+            assert load_sweep(path).cells
+            kinds["sweep"] += 1
+        elif "policy:" in path.read_text():  # a `ponder value train` config: it names a policy, not a backend
             assert load_value_config(path).output
-            continue
-        cfg = load_run_config(path)
-        assert cfg.name and cfg.strategy.name
+            kinds["value"] += 1
+        else:
+            cfg = load_run_config(path)
+            assert cfg.name and cfg.strategy.name
+            kinds["run"] += 1
+    assert all(kinds.values()), kinds
