@@ -15,6 +15,7 @@ from typing import Any
 
 from ..records.problem import Problem
 from ..records.result import Result
+from ..verifiers.base import EngineOwner
 from .datasets import load
 from .progress import Progress
 from .run_config import RunConfig
@@ -96,7 +97,7 @@ async def execute(
     resolved = config.model_dump(mode="json")
     store.check_resume(resolved, resume)
     owned = backend is None and runner is None
-    scorer_backend = None
+    scorer = scorer_backend = None
     started = time.monotonic()
     if owned:
         backend = config.backend.build(config.seed)
@@ -133,4 +134,6 @@ async def execute(
             await backend.close()
         if scorer_backend is not None:
             await scorer_backend.close()
+        if isinstance(scorer, EngineOwner):
+            scorer.close()
     return CompletedRun(store.dir, summary, len(done), summary["errors"])

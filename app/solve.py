@@ -32,16 +32,20 @@ async def solve_async(
     checked before any engine starts; search strategies default to the arithmetic step scorer."""
     from ..backends import make_backend
     from ..verifiers import make_scorer
+    from ..verifiers.base import EngineOwner
 
     chosen = make_strategy(strategy, **config)
     scorer = scorer or ("arithmetic" if chosen.needs_scorer else None)
     owned = backend is None
     if owned:
         backend = make_backend("openai", endpoints=endpoints, model=model) if endpoints else make_backend("vllm", model=model)
+    built = None
     try:
-        solver = Solver(backend, chosen, make_scorer(scorer, backend) if scorer else None)
-        return await solver.solve(Problem(id="q0", question=question, answer=answer))
+        built = make_scorer(scorer, backend) if scorer else None
+        return await Solver(backend, chosen, built).solve(Problem(id="q0", question=question, answer=answer))
     finally:
+        if isinstance(built, EngineOwner):
+            built.close()
         if owned:
             await backend.close()
 

@@ -3,6 +3,7 @@ resume retries errors and refuses a different experiment; names and ids are chec
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -130,3 +131,32 @@ async def test_problems_left_by_a_spent_global_budget_are_recorded_and_resumed(t
     assert again.skipped == 1 and again.errors == 1
     last = [json.loads(x) for x in (outcome.directory / "results.jsonl").read_text().splitlines()][3:]
     assert [(r["id"], r["error"] is None) for r in last] == [("p1", True), ("p2", False)]
+
+
+def test_a_scorer_with_an_engine_of_its_own_is_closed_when_the_run_ends(tmp_path):
+    """A value model or pooling PRM starts its own engine: a run that built it closes it, or
+    every run of a sweep (or a `ponder run` of several configs) leaves one more engine behind."""
+    from ponder.verifiers import register_scorer
+
+    closed: list[str] = []
+
+    class OwnEngineScorer:
+        def __init__(self, **options: object) -> None:
+            pass
+
+        async def score(self, problem, steps):
+            return [0.5 for _ in steps]
+
+        def close(self) -> None:
+            closed.append("closed")
+
+    register_scorer("own_engine_for_test", OwnEngineScorer)
+    path = setup(tmp_path, rows=[("p0", "What is 1 + 2?", "3")])
+    path.write_text(path.read_text().replace("name: best_of_n, config: {n: 2, max_tokens: 48}",
+                                             "name: beam_search, config: {n: 2, width: 2, max_steps: 2}")
+                    + "scorer: {name: own_engine_for_test}\n")
+    config = load_run_config(path)
+    problems = load(config.dataset)
+    run = asyncio.run(execute(config, problems, progress=False, backend=ScriptedBackend(flaky(False))))
+    assert run.summary["problems"] == 1 and run.summary["errors"] == 0
+    assert closed == ["closed"]

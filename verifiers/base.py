@@ -51,6 +51,14 @@ class ModelScorer(Protocol):
 
 
 @runtime_checkable
+class EngineOwner(Protocol):
+    """A scorer that started an engine of its own (a pooling PRM, a value model): whoever built
+    it closes it when the run ends, or the engine outlives the run."""
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
 class OutcomeVerifier(Protocol):
     async def verify(self, problem: Problem, response: str) -> Verdict: ...
 
