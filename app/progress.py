@@ -8,6 +8,8 @@ from typing import Any, TextIO
 
 from .stats import bootstrap_mean
 
+LOG_WIDTH = 200  # columns of the bar's line when stderr is not a terminal
+
 
 class Progress:
     """Counts every finished record; draws a rich bar on `stream` when enabled."""
@@ -37,9 +39,14 @@ class Progress:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
 
+            console = Console(file=self.stream, stderr=self.stream is None)
+            if not console.is_terminal:
+                # a log file or pipe has no width of its own; rich's 80 columns would cut the
+                # counts and the interval to "3…"
+                console = Console(file=self.stream, stderr=self.stream is None, width=LOG_WIDTH)
             self._bar = Bar(
                 TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                TextColumn("{task.fields[stats]}"), console=Console(file=self.stream, stderr=self.stream is None),
+                TextColumn("{task.fields[stats]}"), console=console,
             )
             self._bar.__enter__()
             self._task = self._bar.add_task("solving", total=self.total, completed=self.done, stats="")

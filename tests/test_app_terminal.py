@@ -35,3 +35,21 @@ def test_library_output_goes_to_the_log_and_ours_to_the_terminal(tmp_path):
     for line in ("a logging warning", "a python warning", "a C-level write to fd 2", "a print to stdout", "after the move"):
         assert line in log
     assert not (tmp_path / "tmp.log").exists()
+
+
+def test_the_progress_line_written_to_a_pipe_keeps_its_counts_and_interval():
+    """stderr redirected to a file or pipe has no width: the bar's line keeps `3/3`, the
+    accuracy interval and the error count whole instead of rich's 80-column cut (`3…`)."""
+    import io
+
+    from ponder.app.progress import Progress
+
+    class Ledger:
+        generated_tokens, cached_tokens, prompt_tokens = 120, 30, 100
+
+    out = io.StringIO()
+    with Progress(3, 0, stream=out) as bar:
+        for correct, error in ((True, None), (None, "prompt of 9000 tokens"), (False, None)):
+            bar.update({"correct": correct, "error": error}, Ledger())
+    line = out.getvalue().splitlines()[-1]
+    assert "3/3" in line and "acc 0.500 [" in line and "| 1 errored |" in line and "cache hit 30%" in line, line
