@@ -56,15 +56,15 @@ def __getattr__(name: str) -> Any:
 
 def solve(question: str, strategy: str = "best_of_n", **kwargs: object) -> Result:
     """Solve one question and wait for it, also from inside a running event loop (a notebook);
-    see app/solve.py for the options."""
-    from .app.solve import solve as _solve
+    see app/run/solve.py for the options."""
+    from .app.run.solve import solve as _solve
 
     return _solve(question, strategy, **kwargs)  # type: ignore[arg-type]
 
 
 async def solve_async(question: str, strategy: str = "best_of_n", **kwargs: object) -> Result:
     """`solve` for async code: awaited on the caller's loop."""
-    from .app.solve import solve_async as _solve_async
+    from .app.run.solve import solve_async as _solve_async
 
     return await _solve_async(question, strategy, **kwargs)  # type: ignore[arg-type]
 

@@ -51,9 +51,9 @@ def solve(
 ) -> None:
     """Answer one question and print the answer and the tokens spent."""
     from .backends.models import ModelError
-    from .app.run_config import apply_override
-    from .app.solve import solve as solve_one
-    from .app.terminal import Terminal, log_file
+    from .app.run.run_config import apply_override
+    from .app.run.solve import solve as solve_one
+    from .app.run.terminal import Terminal, log_file
     from .strategies.base import strategy_class
 
     term = Terminal(None if verbose else log_file("solve"))
@@ -93,7 +93,7 @@ def grade(
     """Grade responses against references; writes each line back with `extracted` and `is_correct`."""
     from pathlib import Path
 
-    from .app.grading import grade_file
+    from .app.run.grading import grade_file
 
     try:
         s = grade_file(Path(file), Path(output) if output else None, response_field, reference_field)
@@ -133,13 +133,13 @@ def run(
     import time
 
     from .backends.models import ModelError
-    from .app.batch import execute, prepare, run_dir
-    from .app.dry_run import check_together, dry_run as check_runs
-    from .app.reasoning import check_delimiters
-    from .app.run_config import load_run_config
-    from .app.shard import Shard
-    from .app.store import RunStore
-    from .app.terminal import Terminal, log_file
+    from .app.run.batch import execute, prepare, run_dir
+    from .app.run.dry_run import check_together, dry_run as check_runs
+    from .app.serve.reasoning import check_delimiters
+    from .app.run.run_config import load_run_config
+    from .app.run.shard import Shard
+    from .app.run.store import RunStore
+    from .app.run.terminal import Terminal, log_file
 
     if ray is not None:  # the flag overrides the configs' executor section
         set_ = [*set_, "executor.kind=ray", *([f'executor.address="{ray}"'] if ray else [])]
@@ -165,7 +165,7 @@ def run(
             raise ValueError("configs run together share one executor: their executor sections must be equal")
         pool = None
         if plans[0][0].executor.kind == "ray":
-            from .app.worker_pool import WorkerPool
+            from .app.cluster.worker_pool import WorkerPool
 
             pool = WorkerPool(plans[0][0].executor, plans[0][0].backend, plans[0][0].seed, max(cfg.concurrency for cfg, _ in plans))
             pool.connect()  # an address that does not answer, another Ray, too few GPUs: before anything is said or written
@@ -218,8 +218,8 @@ def run(
         first_line = str(e).splitlines()[0] if str(e) else ""
         log = f" (engine log: {term.log})" if term.log else ""
         fail(f"run stopped: {type(e).__name__}: {first_line}; finished problems are saved: run again with --resume{log}", term)
-    from .app.stats import text
-    from .app.store import thinking_split
+    from .app.run.stats import text
+    from .app.run.store import thinking_split
 
     for outcome in outcomes:
         s = outcome.summary
@@ -250,7 +250,7 @@ def report(
     against the first on their common problems (paired); and a PNG plot."""
     from pathlib import Path
 
-    from .app.report import paired, plot as draw, read_summaries, table
+    from .app.run.report import paired, plot as draw, read_summaries, table
 
     try:
         summaries = read_summaries([Path(r) for r in runs])
@@ -271,13 +271,13 @@ def merge(
     `ponder report` and `ponder run --resume` read it like an unsharded run; the shards stay as they are."""
     from pathlib import Path
 
-    from .app.merge import merge_runs
+    from .app.run.merge import merge_runs
 
     try:
         merged = merge_runs([Path(r) for r in runs], Path(output))
     except ValueError as e:
         fail(str(e))
-    from .app.stats import text
+    from .app.run.stats import text
 
     s = merged.summary
     typer.echo(f"{output}: {s['problems']} problems from {len(runs)} runs, accuracy {text(s)}")
@@ -307,8 +307,8 @@ def serve(
 
     from aiohttp import web
 
-    from .app.server import ServeConfig, make_app
-    from .app.terminal import Terminal, log_file
+    from .app.serve.server import ServeConfig, make_app
+    from .app.run.terminal import Terminal, log_file
     from .backends import make_backend
     from .backends.models import ModelError
     from .strategies.base import strategy_class
@@ -336,8 +336,8 @@ def serve(
 
 def _import_user_modules(modules: list[str], configs: list[str]) -> None:
     """`--import` modules (or .py files) and the `imports:` of run configs, before names are used."""
-    from .app.imports import import_module
-    from .app.run_config import import_config_modules
+    from .app.run.imports import import_module
+    from .app.run.run_config import import_config_modules
 
     for item in modules:
         import_module(item)

@@ -26,10 +26,10 @@ from pathlib import Path
 # this file is named ray.py: its folder, first on the path, would shadow the package
 sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from ponder.app.batch import execute  # noqa: E402
-from ponder.app.datasets import load  # noqa: E402
-from ponder.app.run_config import load_run_config  # noqa: E402
-from ponder.app.worker_pool import WorkerPool  # noqa: E402
+from ponder.app.run.batch import execute  # noqa: E402
+from ponder.app.data.datasets import load  # noqa: E402
+from ponder.app.run.run_config import load_run_config  # noqa: E402
+from ponder.app.cluster.worker_pool import WorkerPool  # noqa: E402
 
 CONFIG = """\
 name: {name}

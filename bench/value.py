@@ -28,9 +28,9 @@ import hashlib
 import json
 from pathlib import Path
 
-from ponder.app.datasets import DatasetConfig, load  # noqa: E402
-from ponder.app.stats import bootstrap, bootstrap_mean, paired_difference  # noqa: E402
-from ponder.app.store import RunStore  # noqa: E402
+from ponder.app.data.datasets import DatasetConfig, load  # noqa: E402
+from ponder.app.run.stats import bootstrap, bootstrap_mean, paired_difference  # noqa: E402
+from ponder.app.run.store import RunStore  # noqa: E402
 from ponder.app.value.card import read_questions  # noqa: E402
 from ponder.app.value.labels import Trajectory, read_samples  # noqa: E402
 from ponder.app.value.metrics import auc  # noqa: E402

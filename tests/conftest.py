@@ -117,7 +117,7 @@ def ray_cluster(tmp_path_factory):
 def data_dir(tmp_path_factory) -> Path:
     """The benchmarks the package ships, laid out as a data directory (`<name>/test.jsonl`):
     tests read nothing from outside the repository."""
-    from ponder.app.datasets import SHIPPED, builtin_file
+    from ponder.app.data.datasets import SHIPPED, builtin_file
 
     root = tmp_path_factory.mktemp("data")
     for name in SHIPPED:

@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from ponder.app.batch import execute
-from ponder.app.datasets import DatasetConfig, load
-from ponder.app.run_config import load_run_config
+from ponder.app.run.batch import execute
+from ponder.app.data.datasets import DatasetConfig, load
+from ponder.app.run.run_config import load_run_config
 from ponder.backends.scripted import ScriptCall, ScriptedBackend
 
 CONFIG = """\

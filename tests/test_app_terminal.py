@@ -10,7 +10,7 @@ import textwrap
 SCRIPT = textwrap.dedent("""
     import logging, os, sys, warnings
     from pathlib import Path
-    from ponder.app.terminal import Terminal
+    from ponder.app.run.terminal import Terminal
 
     root = Path(sys.argv[1])
     term = Terminal(root / "tmp.log")
@@ -42,7 +42,7 @@ def test_the_progress_line_written_to_a_pipe_keeps_its_counts_and_interval():
     accuracy interval and the error count whole instead of rich's 80-column cut (`3…`)."""
     import io
 
-    from ponder.app.progress import Progress
+    from ponder.app.run.progress import Progress
 
     class Ledger:
         generated_tokens, cached_tokens, prompt_tokens = 120, 30, 100

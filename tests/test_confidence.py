@@ -166,8 +166,8 @@ async def test_a_streamed_node_without_statistics_is_refused():
 
 
 async def test_a_yaml_run_scores_with_confidence(tmp_path):
-    from ponder.app.batch import execute
-    from ponder.app.run_config import load_run_config
+    from ponder.app.run.batch import execute
+    from ponder.app.run.run_config import load_run_config
 
     config = tmp_path / "run.yaml"
     config.write_text(

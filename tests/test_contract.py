@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from ponder.app.contract_page import PAGE, members, page
+from ponder.app.docs.contract_page import PAGE, members, page
 from ponder.backends.scripted import ScriptedBackend
 from ponder.records.problem import Problem
 from ponder.runtime.context import Context
@@ -23,7 +23,7 @@ def names(protocol: type) -> set[str]:
 
 def test_the_page_is_written_from_the_protocol():
     on_disk = PAGE.read_text(encoding="utf-8")
-    assert on_disk == page(on_disk), "docs/contract.md differs from runtime/contract.py: run `python -m ponder.app.contract_page`"
+    assert on_disk == page(on_disk), "docs/contract.md differs from runtime/contract.py: run `python -m ponder.app.docs.contract_page`"
 
 
 def test_every_member_has_a_one_line_contract():

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import ponder.app
-from ponder.app.datasets import SHIPPED as SHIPPED_NAMES, DatasetConfig, builtin_file, load
+from ponder.app.data.datasets import SHIPPED as SHIPPED_NAMES, DatasetConfig, builtin_file, load
 
 SHIPPED = {"gsm8k": 1319, "math500": 500, "aime24": 30, "aime25": 30, "amc23": 40, "humaneval": 164, "mbpp": 257}
 

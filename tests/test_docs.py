@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from ponder.app.strategy_page import PAGE as STRATEGIES_PAGE, page as strategies_page
+from ponder.app.docs.strategy_page import PAGE as STRATEGIES_PAGE, page as strategies_page
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -186,4 +186,4 @@ def test_readme_is_short_and_links_every_page():
 def test_strategies_page_is_written_from_the_registry():
     on_disk = STRATEGIES_PAGE.read_text(encoding="utf-8")
     assert on_disk == strategies_page(on_disk), (
-        "docs/strategies.md differs from the strategy registry: run `python -m ponder.app.strategy_page`")
+        "docs/strategies.md differs from the strategy registry: run `python -m ponder.app.docs.strategy_page`")

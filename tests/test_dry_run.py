@@ -12,8 +12,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from ponder.app.dry_run import dry_run, local_model
-from ponder.app.run_config import load_run_config
+from ponder.app.run.dry_run import dry_run, local_model
+from ponder.app.run.run_config import load_run_config
 from ponder.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,9 +15,9 @@ from typing import ClassVar
 import pytest
 
 import ponder
-from ponder.app.batch import execute
-from ponder.app.imports import import_module
-from ponder.app.run_config import load_run_config
+from ponder.app.run.batch import execute
+from ponder.app.run.imports import import_module
+from ponder.app.run.run_config import load_run_config
 from ponder.backends.scripted import ScriptedBackend
 from ponder.records.problem import Problem
 from ponder.records.registry import Registry

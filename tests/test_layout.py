@@ -65,7 +65,7 @@ def package_graph() -> nx.DiGraph:
 def test_every_package_module_is_walked():
     found = modules()
     assert len(found) > 40
-    assert {"ponder.records.problem", "ponder.app.batch", "ponder.runtime.context"} <= found.keys()
+    assert {"ponder.records.problem", "ponder.app.run.batch", "ponder.runtime.context"} <= found.keys()
 
 
 def test_package_imports_form_no_cycle():

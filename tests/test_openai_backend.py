@@ -157,8 +157,8 @@ def test_ponder_serve_answers_with_full_usage(vllm_server, tmp_path):
 
 
 async def test_yaml_run_over_http_with_a_second_backend_for_the_prm(vllm_server, tmp_path):
-    from ponder.app.batch import execute, prepare
-    from ponder.app.run_config import load_run_config
+    from ponder.app.run.batch import execute, prepare
+    from ponder.app.run.run_config import load_run_config
 
     data = tmp_path / "q.jsonl"
     data.write_text("".join(f'{{"id": "q{i}", "problem": "What is {i} + 1?", "answer": "{i + 1}"}}\n' for i in range(3)))

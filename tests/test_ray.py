@@ -20,11 +20,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from ponder.app.batch import execute
-from ponder.app.datasets import load
-from ponder.app.progress import Progress
-from ponder.app.run_budget import RunBudget
-from ponder.app.run_config import load_run_config, result_difference
+from ponder.app.run.batch import execute
+from ponder.app.data.datasets import load
+from ponder.app.run.progress import Progress
+from ponder.app.cluster.run_budget import RunBudget
+from ponder.app.run.run_config import load_run_config, result_difference
 from ponder.cli import app
 from ponder.records.ledger_summary import LedgerSummary
 from ponder.runtime.budget import Budget
@@ -209,7 +209,7 @@ def test_a_run_through_ray_client_is_the_same_run(ray_cluster, tmp_path, no_work
 
 @pytest.mark.ray
 async def test_a_worker_killed_mid_run_loses_no_problem_and_repeats_none(ray_address, tmp_path, no_workers_left):
-    from ponder.app.worker_pool import WorkerPool
+    from ponder.app.cluster.worker_pool import WorkerPool
 
     path = write_config(tmp_path, delay=0.003, extra=f"executor: {{kind: ray, address: '{ray_address}', workers: 2}}\n")
     cfg = load_run_config(path)
@@ -270,7 +270,7 @@ def dies_on_seven(call):
 
 @pytest.mark.ray
 async def test_an_engine_that_dies_restarts_its_worker_and_a_problem_that_kills_every_worker_is_an_error(ray_address, tmp_path, no_workers_left):
-    from ponder.app.worker_pool import WorkerPool
+    from ponder.app.cluster.worker_pool import WorkerPool
 
     path = write_config(tmp_path, extra=f"executor: {{kind: ray, address: '{ray_address}', workers: 2, retries: 1}}\n")
     path.write_text(path.read_text().replace("ponder.tests.test_shard:answer", "ponder.tests.test_ray:dies_on_seven"))
@@ -292,7 +292,7 @@ async def test_an_engine_that_dies_restarts_its_worker_and_a_problem_that_kills_
 
 @pytest.mark.ray
 async def test_a_worker_waiting_for_room_starts_when_a_node_joins_and_takes_problems(ray_address, tmp_path, no_workers_left):
-    from ponder.app.worker_pool import WorkerPool
+    from ponder.app.cluster.worker_pool import WorkerPool
 
     # three workers of 1 CPU on a 2-CPU cluster: the third waits; one problem at a time each
     path = write_config(tmp_path, delay=0.05, n=24, extra=f"executor: {{kind: ray, address: '{ray_address}', workers: 3}}\nconcurrency: 1\n")

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from ponder.app.api_job import ApiJob
-from ponder.app.openai_api import ApiError, Choice, parse_request
-from ponder.app.reasoning import ReasoningDelta, ReasoningFollower, budget_of, split_choice, with_budget
+from ponder.app.serve.api_job import ApiJob
+from ponder.app.serve.openai_api import ApiError, Choice, parse_request
+from ponder.app.serve.reasoning import ReasoningDelta, ReasoningFollower, budget_of, split_choice, with_budget
 from ponder.backends.base import Delta
 from ponder.backends.scripted import ScriptedBackend
 from ponder.runtime.thinking import ThinkingConfig

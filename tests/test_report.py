@@ -1,4 +1,4 @@
-"""Every accuracy ponder reports carries the same 95% bootstrap interval (app/stats.py): the
+"""Every accuracy ponder reports carries the same 95% bootstrap interval (app/run/stats.py): the
 run summary, the line `ponder run` ends with, the progress bar, `ponder report`'s table and
 plot, and `ponder merge`. Runs here are scripted; the CLI runs in-process."""
 
@@ -9,12 +9,12 @@ import json
 
 from matplotlib.container import ErrorbarContainer
 
-from ponder.app.progress import Progress
+from ponder.app.run.progress import Progress
 import pytest
 
-from ponder.app.report import figure, paired, read_summaries, table
-from ponder.app.stats import bootstrap_mean, interval_of, paired_difference
-from ponder.app.store import RunStore
+from ponder.app.run.report import figure, paired, read_summaries, table
+from ponder.app.run.stats import bootstrap_mean, interval_of, paired_difference
+from ponder.app.run.store import RunStore
 
 from .test_shard import cli, config  # noqa: F401  (fixtures: a scripted `ponder`, a 40-problem config)
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from ponder.app.batch import execute
-from ponder.app.datasets import load
-from ponder.app.run_config import load_run_config
+from ponder.app.run.batch import execute
+from ponder.app.data.datasets import load
+from ponder.app.run.run_config import load_run_config
 
 from .test_cli import PONDER, ponder
 

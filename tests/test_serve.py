@@ -19,7 +19,7 @@ import httpx
 import openai
 import pytest
 
-from ponder.app.request_limits import LimitedBackend, RequestLimits
+from ponder.app.serve.request_limits import LimitedBackend, RequestLimits
 from ponder.backends.base import Sampling
 from ponder.backends.scripted import ScriptedBackend
 

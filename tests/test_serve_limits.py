@@ -9,7 +9,7 @@ import json
 import openai
 from aiohttp.test_utils import TestServer
 
-from ponder.app.server import ServeConfig, make_app
+from ponder.app.serve.server import ServeConfig, make_app
 from ponder.backends.scripted import ScriptedBackend
 
 ASK = [{"role": "user", "content": "What is 3 + 4?"}]

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ponder.app.run_config import BackendSection
-from ponder.app.shard import Shard
-from ponder.app.stats import text
+from ponder.app.run.run_config import BackendSection
+from ponder.app.run.shard import Shard
+from ponder.app.run.stats import text
 from ponder.backends.scripted import ScriptCall, ScriptedBackend
 from ponder.cli import app
 

@@ -1,4 +1,4 @@
-"""app/stats.py against answers known in closed form: a bootstrap of 0/1 outcomes resamples a
+"""app/run/stats.py against answers known in closed form: a bootstrap of 0/1 outcomes resamples a
 binomial, so its percentile interval sits at the binomial's quantiles."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from ponder.app.stats import Interval, accuracy_interval, bootstrap_mean, interval_of, paired_difference, text
+from ponder.app.run.stats import Interval, accuracy_interval, bootstrap_mean, interval_of, paired_difference, text
 
 
 def binomial_quantile(n: int, p: float, q: float) -> float:

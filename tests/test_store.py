@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ponder.app.store import RunStore
+from ponder.app.run.store import RunStore
 
 
 def rec(i: int, error: str | None = None) -> str:

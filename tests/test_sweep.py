@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from ponder.app.shard import Shard
-from ponder.app.stats import bootstrap_mean
+from ponder.app.run.shard import Shard
+from ponder.app.run.stats import bootstrap_mean
 from ponder.app.sweep.job import analyse, plan_runs, run_sweep
 from ponder.app.sweep.outcomes import Outcome
 from ponder.app.sweep.plan import Cell, load_sweep

@@ -218,7 +218,7 @@ def test_a_probe_interval_of_zero_is_one_line():
 
 
 def test_a_runs_summary_totals_the_split_and_its_line_shows_it(tmp_path):
-    from ponder.app.store import RunStore, summarize, thinking_split
+    from ponder.app.run.store import RunStore, summarize, thinking_split
 
     store = RunStore(tmp_path)
     store.create({})

@@ -44,8 +44,8 @@ async def test_mc_labels_are_the_share_of_completions_that_reach_the_answer():
 
 
 async def test_samples_are_read_from_a_best_of_n_run(tmp_path):
-    from ponder.app.batch import execute
-    from ponder.app.run_config import RunConfig
+    from ponder.app.run.batch import execute
+    from ponder.app.run.run_config import RunConfig
 
     problems = [P, Problem(id="q", question="What is 2 + 2?", answer="4")]
     run = RunConfig(

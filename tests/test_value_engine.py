@@ -39,7 +39,7 @@ def test_token_states_are_the_last_hidden_state_of_the_causal_model(value_states
 async def test_a_tiny_training_run_writes_a_folder_the_scorer_loads(engine, value_states, tmp_path):
     import torch
 
-    from ponder.app.datasets import load as load_problems
+    from ponder.app.data.datasets import load as load_problems
     from ponder.app.value.config import ValueTrainConfig
     from ponder.app.value.train import train
     from ponder.app.value.labels import read_samples

@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from ponder.app.report import read_summaries, table
+from ponder.app.run.report import read_summaries, table
 from ponder.app.view.page import packed, render
 from ponder.app.view.run_data import RunView, read_run
 from ponder.app.view.tree import tree_nodes
@@ -155,7 +155,7 @@ def test_open_hands_the_file_to_the_users_browser(runs, tmp_path):
 def test_a_run_without_a_summary_yet_is_summarised_from_its_records(runs, tmp_path):
     import shutil
 
-    from ponder.app.store import RunStore, summarize
+    from ponder.app.run.store import RunStore, summarize
 
     run = shutil.copytree(runs[0], tmp_path / "beam")
     (run / "summary.json").unlink()  # a run still going, or one that crashed

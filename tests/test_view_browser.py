@@ -210,9 +210,9 @@ def test_a_run_on_the_engine(engine, tmp_path, request):
     """The run goes first: Playwright's sync API holds this thread's event loop while it runs."""
     import asyncio
 
-    from ponder.app.batch import execute
-    from ponder.app.datasets import load
-    from ponder.app.run_config import load_run_config
+    from ponder.app.run.batch import execute
+    from ponder.app.data.datasets import load
+    from ponder.app.run.run_config import load_run_config
 
     data = tmp_path / "q.jsonl"
     data.write_text("".join(json.dumps({"id": i, "problem": q, "answer": a}) + "\n" for i, q, a in [("a", "What is 2 + 3?", "5"), ("b", "What is 4 + 4?", "8")]))

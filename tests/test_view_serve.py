@@ -15,7 +15,7 @@ import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
-from ponder.app.server import ServeConfig, make_app
+from ponder.app.serve.server import ServeConfig, make_app
 from ponder.backends.scripted import ScriptedBackend
 
 from .servers import served

@@ -22,8 +22,8 @@ def sweep(
     import os
 
     from ...backends.models import ModelError
-    from ..shard import Shard
-    from ..terminal import Terminal, log_file
+    from ..run.shard import Shard
+    from ..run.terminal import Terminal, log_file
     from .job import analyse, plan_runs, run_sweep
     from .plan import load_sweep
 

@@ -7,7 +7,7 @@
   compute_optimal strategy computes the same from its own wave at run time.
 
 Problems are split by id into a fitting half and a held-out half (the shard rule of
-app/shard.py: the same split on every machine and in every process).
+app/run/shard.py: the same split on every machine and in every process).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Sequence
 from ...records.result import Candidate
 from ...verifiers.answer import equivalent
 from ...verifiers.voting import clusters, select
-from ..shard import Shard
-from ..stats import bootstrap_mean
+from ..run.shard import Shard
+from ..run.stats import bootstrap_mean
 from .outcomes import Outcome
 from .plan import Cell, Sweep, sampling_family
 from .summary import graded

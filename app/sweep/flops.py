@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ..run_config import BackendSection, RunConfig
+from ..run.run_config import BackendSection, RunConfig
 
 
 NO_MODEL = {"arithmetic", "confidence"}  # the step checker runs no model; confidence reads the policy's logprobs

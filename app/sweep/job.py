@@ -17,11 +17,11 @@ from typing import Any
 
 from ...records.problem import Problem
 from ...strategies.compute_optimal import Policy, read_policy
-from ..batch import CompletedRun, execute, prepare, run_dir
-from ..run_config import BackendSection
-from ..shard import Shard
-from ..store import RunStore
-from ..terminal import Terminal
+from ..run.batch import CompletedRun, execute, prepare, run_dir
+from ..run.run_config import BackendSection
+from ..run.shard import Shard
+from ..run.store import RunStore
+from ..run.terminal import Terminal
 from .difficulty import BinRow, is_fit, oracle_bins, pass_rates, per_bin, sampling_cell, waves
 from .frontier import plot
 from .outcomes import Outcome, elapsed, read_outcomes

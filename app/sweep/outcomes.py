@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..merge import combine
-from ..store import RunStore
+from ..run.merge import combine
+from ..run.store import RunStore
 from .plan import Cell, Sweep
 from .subsample import subsample_records
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..run_config import RunConfig, apply_override, describe, import_config_modules, read_yaml
+from ..run.run_config import RunConfig, apply_override, describe, import_config_modules, read_yaml
 
 NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
 

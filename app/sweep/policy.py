@@ -19,8 +19,8 @@ from typing import Sequence
 
 from ...strategies.compute_optimal import WAVE, Allocation, Policy, extra_samples
 from ...runtime.strategy import StrategySpec
-from ..run_config import RunConfig, StrategySection
-from ..stats import Interval, bootstrap_mean, paired_difference
+from ..run.run_config import RunConfig, StrategySection
+from ..run.stats import Interval, bootstrap_mean, paired_difference
 from .difficulty import Wave, is_fit
 from .outcomes import Outcome
 from .plan import Cell

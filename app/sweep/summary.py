@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..stats import Interval, bootstrap_mean, paired_difference
+from ..run.stats import Interval, bootstrap_mean, paired_difference
 from .flops import Compute
 from .outcomes import Outcome
 

@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ...runtime.prompt import PromptConfig
 from ...verifiers.value_model import HeadShape
-from ..datasets import DatasetConfig
-from ..run_config import BackendSection, RunConfig, apply_override, describe, read_yaml
+from ..data.datasets import DatasetConfig
+from ..run.run_config import BackendSection, RunConfig, apply_override, describe, read_yaml
 
 
 class _Section(BaseModel):

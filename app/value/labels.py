@@ -19,7 +19,7 @@ from ...records.problem import Problem
 from ...records.trace import split_steps
 from ...runtime.prompt import PromptConfig
 from ...verifiers.answer import equivalent_async, extract
-from ..store import RunStore
+from ..run.store import RunStore
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from typing import Any, Callable
 
 from ...records.problem import Problem
 from ...verifiers.value_model import ValueSpec, save
-from ..batch import execute, run_dir
-from ..datasets import load
-from ..store import RunStore
+from ..run.batch import execute, run_dir
+from ..data.datasets import load
+from ..run.store import RunStore
 from .card import plot_calibration, write_card, write_questions
 from .config import MonteCarlo, ValueTrainConfig
 from .features import cached, step_states

@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..report import plot, read_summaries, table
+from ..run.report import plot, read_summaries, table
 from .page import render
 from .run_data import check_run_dir, read_run
 

@@ -26,7 +26,7 @@ class Recent:
         self._solved: deque[tuple[dict[str, Any], list[dict[str, Any]] | None]] = deque(maxlen=size or None)
 
     def add(self, request_id: str, strategy: str, question: str, outcome: Any) -> None:
-        """One solved request: its Outcome (app/api_job.py), whose `trace` is the first solve's."""
+        """One solved request: its Outcome (app/serve/api_job.py), whose `trace` is the first solve's."""
         if not self.size:
             return
         led = outcome.ledger

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..store import RunStore, summarize
+from ..run.store import RunStore, summarize
 from .tree import tree_nodes
 
 
