@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from .registry import EmbeddedModel, ModelError, is_model_folder
+from .catalogue import EmbeddedModel, ModelError, is_model_folder
 
 
 def provision(model: EmbeddedModel, target: Path) -> Path:

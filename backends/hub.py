@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .registry import EMBEDDED, ModelError, ponder_home
+from .catalogue import EMBEDDED, ModelError, ponder_home
 
 
 def from_hub(repo_id: str) -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .registry import DEFAULT_MODEL, EMBEDDED, EmbeddedModel, ModelError, is_model_folder, list_models, models_dir, ponder_home
+from .catalogue import DEFAULT_MODEL, EMBEDDED, EmbeddedModel, ModelError, is_model_folder, list_models, models_dir, ponder_home
 
 __all__ = [
     "DEFAULT_MODEL", "EMBEDDED", "EmbeddedModel", "ModelError", "list_models", "models_dir", "ponder_home", "pull", "resolve",

@@ -23,17 +23,19 @@ from ..records.ledger_summary import LedgerSummary
 from ..records.problem import Problem
 from ..records.result import Candidate, Result
 from ..records.trace import Node
+from ..records.trace.observed import ObservedTrace
+from ..records.trace.subtree import Subtree
 from ..verifiers.answer import extract
 from ..verifiers.base import ModelScorer, StepScorer, YesNoJudge, metering
 from ..verifiers.confidence import TokenScorer
 from ..verifiers.voting import aggregate
 from .budget import Allowance, Budget, DeadlineReached, Reservation
-from .events import Emitter, ObservedTrace
+from .emitter import Emitter
 from .fanout import together
 from .ledger import Ledger
 from .prompt import PromptConfig
+from .seeds import Seeds
 from .strategy import resolve_strategy
-from .subrun import Seeds, Subtree
 from .thinking import note_generated
 
 T = TypeVar("T")

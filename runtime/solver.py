@@ -26,7 +26,7 @@ from ..verifiers.answer import equivalent_async
 from ..verifiers.base import StepScorer
 from .budget import Budget
 from .context import Context
-from .events import Emitter, OnEvent
+from .emitter import Emitter, OnEvent
 from .ledger import Ledger
 from .prompt import PromptConfig
 from .strategy import Strategy

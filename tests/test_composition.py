@@ -14,7 +14,7 @@ from ponder.records.problem import Problem
 from ponder.runtime.budget import Budget
 from ponder.runtime.context import Context
 from ponder.runtime.solver import Solver
-from ponder.runtime.subrun import Seeds
+from ponder.runtime.seeds import Seeds
 from ponder.strategies.base import Configured, StrategyConfig, make_strategy
 
 from .scripts import KeywordScorer, backend

@@ -9,9 +9,9 @@ from pathlib import Path
 from ponder.app.docs.contract_page import PAGE, members, page
 from ponder.backends.scripted import ScriptedBackend
 from ponder.records.problem import Problem
+from ponder.records.trace.subtree import Subtree
 from ponder.runtime.context import Context
 from ponder.runtime.contract import StrategyContext, Tree
-from ponder.runtime.subrun import Subtree
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTEXT_NAMES = {"ctx", "pot", "roll"}  # what strategies call a StrategyContext

@@ -1,4 +1,4 @@
-"""What a sub-run gets of its parent's problem: a subtree of the one trace, and seeds of its own.
+"""What a sub-run builds in: a subtree of its parent problem's one trace.
 
 A strategy treats `ctx.tree.root` as the start of everything it builds. A sub-run's root is a
 marker node under its parent's root, presented at depth 0, so depth limits, paths and step
@@ -8,14 +8,14 @@ by) the problem's trace.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping
 
 import networkx as nx
 
-from ..records.trace import Node, Trace
+from .node import Node
+from .tree import Trace
 
 
 class Subtree:
@@ -66,27 +66,3 @@ class Subtree:
 
     def save(self, path: Path) -> None:
         Trace.save(self, path)  # type: ignore[arg-type]
-
-
-class Seeds:
-    """The seeds one context hands its requests: a stream of its own, in which no seed already
-    handed out anywhere in the problem is used again. Sample i of a request is seeded seed + i
-    (Backend.generate), so a request of n takes n seeds in a row."""
-
-    def __init__(self, start: int, taken: set[int] | None = None) -> None:
-        self.start = self.next = start
-        self.taken = taken if taken is not None else set()
-
-    def take(self, n: int) -> int:
-        s = self.next
-        while clash := [x for x in range(s, s + n) if x in self.taken]:
-            s = clash[-1] + 1
-        self.taken.update(range(s, s + n))
-        self.next = s + n
-        return s
-
-    def child(self, seed: int) -> "Seeds":
-        """The stream of the sub-run numbered `seed`: a fixed function of this stream and
-        `seed`, so a sub-run draws the same seeds whenever its siblings run."""
-        digest = hashlib.blake2b(f"{self.start}/{seed}".encode(), digest_size=8).digest()
-        return Seeds(int.from_bytes(digest, "big") % 2**31, self.taken)

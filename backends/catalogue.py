@@ -1,4 +1,4 @@
-"""Which models ponder knows by name, and where provisioned models live."""
+"""The model catalogue: which models ponder knows by name, and where provisioned models live."""
 
 from __future__ import annotations
 
