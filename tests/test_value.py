@@ -77,7 +77,7 @@ def test_the_fit_recovers_a_planted_linear_signal():
     rows, w = planted()
     held = split(rows.groups, 0.25, 0)
     train = [g not in held for g in rows.groups]
-    head = fit(rows, train, HeadShape(kind="linear"), Fit(epochs=200, lr=0.1, weight_decay=0.0))
+    head = fit(rows, train, HeadShape(kind="linear"), Fit(l2=0.1))
     learned = (head.net[0].weight[0] / head.scale).detach()
     cosine = float(learned @ w / (learned.norm() * w.norm()))
     assert cosine > 0.95
@@ -85,14 +85,30 @@ def test_the_fit_recovers_a_planted_linear_signal():
     assert report["auc_steps"] > 0.8
     assert set(report["auc_by_depth"]) == {0, 1, 2, 3}
     # deterministic by seed
-    again = fit(rows, train, HeadShape(kind="linear"), Fit(epochs=200, lr=0.1, weight_decay=0.0))
+    again = fit(rows, train, HeadShape(kind="linear"), Fit(l2=0.1))
     assert probabilities(again, rows.states[:20]) == probabilities(head, rows.states[:20])
+
+
+def test_validation_reports_the_auc_of_each_aggregate_of_a_samples_step_values():
+    import torch
+
+    head = new_head(1, HeadShape(kind="linear"))
+    with torch.no_grad():
+        head.net[0].weight.fill_(1.0)
+        head.net[0].bias.zero_()
+    # sample A (right) has step values 2 then -1, sample B (wrong) 0 then 0: A wins on its mean
+    # and loses on its last and its lowest step
+    states = torch.tensor([[2.0], [-1.0], [0.0], [0.0]])
+    rows = Rows(states, [1, 1, 0, 0], ["a", "a", "b", "b"], [0, 1, 0, 1], [False, True, False, True], [True, True, False, False])
+    report = evaluate(head.eval(), rows, [True] * 4)
+    assert report["auc_by_aggregate"] == {"last": 0.0, "mean": 1.0, "min": 0.0}
+    assert report["auc_final"] == report["auc_by_aggregate"]["last"]
 
 
 def test_the_mlp_head_fits_too():
     rows, _ = planted()
     train = [True] * len(rows.groups)
-    head = fit(rows, train, HeadShape(kind="mlp", width=8), Fit(epochs=150, lr=0.05))
+    head = fit(rows, train, HeadShape(kind="mlp", width=8), Fit(l2=0.1))
     assert evaluate(head, rows, train)["auc_steps"] > 0.8
 
 
@@ -100,7 +116,7 @@ def test_a_saved_folder_gives_the_scores_of_training(tmp_path):
     import torch
 
     rows, _ = planted(hidden=576)
-    head = fit(rows, [True] * len(rows.groups), HeadShape(kind="mlp", width=8), Fit(epochs=20))
+    head = fit(rows, [True] * len(rows.groups), HeadShape(kind="mlp", width=8), Fit(max_iter=20))
     spec = ValueSpec(backbone="smollm2-135m-instruct", hidden_size=576, head=HeadShape(kind="mlp", width=8), system="Be brief.")
     save(tmp_path / "v", spec, head)
     spec2, head2 = load(str(tmp_path / "v"))

@@ -18,7 +18,7 @@ TINY = {
     "name": "tiny", "dataset": {"name": "gym:chain_sum?size=4&seed=1000&min_terms=2&max_terms=2&min_digits=1&max_digits=2"},
     "prompt": {"system": "You are a helpful math assistant."},
     "rollouts": {"n": 4, "temperature": 0.7, "max_tokens": 64, "concurrency": 4},
-    "fit": {"validation": 0.5, "epochs": 30}, "features": {"batch": 8},
+    "fit": {"validation": 0.5, "max_iter": 30}, "features": {"batch": 8},
 }
 
 

@@ -48,6 +48,7 @@ def write_card(folder: Path, facts: dict[str, Any]) -> None:
     (folder / "metrics.json").write_text(json.dumps(facts, indent=2) + "\n", encoding="utf-8")
     v, t = facts["validation"], facts["training"]
     depth = ", ".join(f"{d}: {x['auc']}" for d, x in v["auc_by_depth"].items() if x["auc"] is not None)
+    aggregates = ", ".join(f"{how} {x}" for how, x in v["auc_by_aggregate"].items())
     lines = [
         f"# {facts['name']}", "",
         f"A {facts['head']['kind']} value head on the last hidden state of `{facts['backbone']}`, fitted by "
@@ -57,10 +58,11 @@ def write_card(folder: Path, facts: dict[str, Any]) -> None:
         f"- rollouts: {facts['rollouts']['n']} per problem, temperature {facts['rollouts']['temperature']}, "
         f"max {facts['rollouts']['max_tokens']} tokens, sampling seed {facts['seed']}",
         f"- labels: {facts['labels']}; {facts['samples']} samples ({facts['right']} right), {facts['rows']} step prefixes",
-        f"- fit: {facts['fit']['epochs']} epochs, lr {facts['fit']['lr']}, weight decay {facts['fit']['weight_decay']}, "
-        f"seed {facts['fit']['seed']}; validation: {facts['validation_problems']} problems held out whole",
+        f"- fit: L-BFGS, ridge {facts['fit']['l2']}, {facts['fit']['max_iter']} iterations, seed {facts['fit']['seed']}; "
+        f"validation: {facts['validation_problems']} problems held out whole",
         f"- validation: AUC of whole samples {v['auc_final']}, of every prefix {v['auc_steps']}, Brier {v['brier_final']} "
         f"({v['samples']} samples, {v['right']} right); training AUC {t['auc_final']}",
+        f"- validation AUC of a sample's step values made one by each aggregate: {aggregates}",
         f"- validation AUC by step depth (from 0): {depth}", "",
         "![calibration](calibration.png)", "",
     ]

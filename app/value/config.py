@@ -33,10 +33,12 @@ class MonteCarlo(_Section):
 
 
 class Fit(_Section):
+    """Full-batch L-BFGS on binary cross-entropy plus a ridge penalty: a convex, deterministic
+    fit for the linear head (the MLP starts from a seeded draw)."""
+
     validation: float = Field(0.2, gt=0, lt=1)  # share of problems held out (grouped by problem)
-    epochs: int = Field(300, ge=1)
-    lr: float = Field(0.01, gt=0)
-    weight_decay: float = Field(0.01, ge=0)
+    l2: float = Field(1.0, ge=0)  # ridge penalty on the head's weights, per training row
+    max_iter: int = Field(200, ge=1)  # L-BFGS iterations
     seed: int = 0
 
 
