@@ -80,6 +80,20 @@ async def test_resume_refuses_a_config_that_changes_results_naming_the_first_dif
     assert done.skipped == 3 and (tmp_path / "runs" / "b" / "results.jsonl").read_text() == before
 
 
+async def test_a_run_directory_written_before_a_key_existed_resumes_and_its_config_runs_again(tmp_path):
+    import yaml
+
+    path = setup(tmp_path)
+    await run(path, fail=False)
+    saved = tmp_path / "runs" / "b" / "config.yaml"
+    assert load_run_config(saved).executor.kind == "local"  # every key named, ray's at their defaults
+    old = yaml.safe_load(saved.read_text())
+    del old["prompt"]["thinking"], old["executor"]  # keys a newer RunConfig added, at their defaults
+    saved.write_text(yaml.safe_dump(old, sort_keys=False))
+    done = await run(path, resume=True)
+    assert done.skipped == 3
+
+
 async def test_a_bad_results_line_stops_a_resume_before_anything_runs(tmp_path):
     path = setup(tmp_path)
     outcome = await run(path, fail=False)

@@ -118,8 +118,11 @@ class ExecutorSection(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> "ExecutorSection":
-        if self.kind == "local" and self.model_fields_set - {"kind"}:
-            raise ValueError(f"{sorted(self.model_fields_set - {'kind'})[0]}: only for kind: ray")
+        if self.kind == "local":
+            # a key left at its default is fine: a run directory's config.yaml names every key
+            ray_only = [k for k in sorted(self.model_fields_set - {"kind"}) if getattr(self, k) != type(self).model_fields[k].default]
+            if ray_only:
+                raise ValueError(f"{ray_only[0]}: only for kind: ray")
         return self
 
 
@@ -160,6 +163,16 @@ TUNING = {
     "backend.options.retries", "backend.options.backoff_s", "backend.options.affinity_block",
     "backend.options.affinity_entries", "backend.options.max_connections",
 }
+
+
+def with_defaults(saved: Any) -> Any:
+    """A run directory's saved config with the keys added to RunConfig since it was written
+    filled in with their defaults, so a resume compares like with like; as saved where it no
+    longer validates (the comparison then names what changed)."""
+    try:
+        return RunConfig.model_validate(saved).model_dump(mode="json")
+    except (ValidationError, ValueError, TypeError):
+        return saved
 
 
 def result_difference(old: Any, new: Any, path: str = "") -> str | None:

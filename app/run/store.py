@@ -32,7 +32,7 @@ class RunStore:
 
     def check_resume(self, resolved_config: dict[str, Any], resume: bool) -> None:
         """Refuse to mix two experiments in one directory; nothing is written here."""
-        from .run_config import result_difference
+        from .run_config import result_difference, with_defaults
         import yaml
 
         if not self.results.exists():
@@ -40,7 +40,7 @@ class RunStore:
         if not resume:
             raise ValueError(f"{self.dir} already holds results: pass --resume to continue it, or choose another name")
         if self.config.is_file():
-            old = yaml.safe_load(self.config.read_text(encoding="utf-8"))
+            old = with_defaults(yaml.safe_load(self.config.read_text(encoding="utf-8")))
             diff = result_difference(old, resolved_config)
             if diff:
                 raise ValueError(f"cannot resume {self.dir}: its config differs in {diff} (results would mix two experiments; choose another name)")
