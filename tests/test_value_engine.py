@@ -54,6 +54,8 @@ async def test_a_tiny_training_run_writes_a_folder_the_scorer_loads(engine, valu
     folder = tmp_path / "value"
     assert {p.name for p in folder.iterdir()} >= {"value.json", "head.safetensors", "card.md", "metrics.json", "train_questions.jsonl", "calibration.png"}
     assert facts["samples"] == 16 and facts["problems"] == 4 and 0 < facts["right"] < 16
+    # validated on held-out problems, then the head that ships is fitted on every sample
+    assert facts["validation"]["samples"] == 8 and facts["training"]["samples"] == 16
     assert len((folder / "train_questions.jsonl").read_text().splitlines()) == facts["questions"]
     assert json.loads((folder / "metrics.json").read_text())["labels"] == "outcome"
 
