@@ -1,54 +1,41 @@
 """What a strategy sees while solving one problem: submit → await → update the tree.
 
-The context owns the problem's ledger, allowance (budgets) and trace. Every engine request
-and every verifier call goes through it, so the ledger is complete and the budgets hold
-whatever the strategy does: each request first reserves what it may spend (runtime/budget.py)
-and is cut to fit, and at the wall-time deadline in-flight requests are cancelled (aborted in
-the engine) and come back as aborted nodes, so the strategy answers with what it has. A request
-cut short is recorded as the engine reported it (the tokens it generated before the cut too).
+The context implements the strategy contract (runtime/contract.py). It owns the problem's
+ledger, allowance (budgets) and trace. Every engine request and every verifier call goes
+through it, so the ledger is complete and the budgets hold whatever the strategy does: each
+request is reserved, cut to fit and recorded by runtime/spending.py, and one cut at the
+wall-time deadline comes back as an aborted node, so the strategy answers with what it has.
 """
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import hashlib
 import random
 from dataclasses import replace
 from typing import Any, AsyncIterator, Awaitable, Callable, Mapping, Sequence, TypeVar
 
-from ..backends.base import Backend, Completion, Delta, FinishReason, Sampling, Usage
-from ..backends.meter import usage_listener
+from ..backends.base import Backend, Completion, Delta, Sampling
 from ..records.ledger_summary import LedgerSummary
 from ..records.problem import Problem
 from ..records.result import Candidate, Result
 from ..records.trace import Node
 from ..records.trace.observed import ObservedTrace
 from ..records.trace.subtree import Subtree
-from ..verifiers.answer import extract
-from ..verifiers.base import ModelScorer, StepScorer, YesNoJudge, metering
+from ..verifiers.base import ModelScorer, StepScorer, YesNoJudge
 from ..verifiers.confidence import TokenScorer
 from ..verifiers.voting import aggregate
-from .budget import Allowance, Budget, DeadlineReached, Reservation
+from .budget import Allowance, Budget, Reservation
 from .emitter import Emitter
 from .fanout import together
 from .ledger import Ledger
+from .outcome import candidate_of, outcome
+from .spending import Spending, context_length
 from .prompt import PromptConfig
 from .seeds import Seeds
 from .strategy import resolve_strategy
-from .thinking import note_generated
 
 T = TypeVar("T")
-
-
-def context_length(backend: Backend) -> int | None:
-    """The model's context length where the backend tells it. The Backend contract has no
-    query for it; VllmBackend carries it as `config.max_model_len`."""
-    for holder in (backend, getattr(backend, "config", None)):
-        length = getattr(holder, "max_model_len", None)
-        if isinstance(length, int):
-            return length
-    return None
 
 
 class Context:
@@ -106,14 +93,6 @@ class Context:
             s = replace(s, seed=self._seeds.take(s.n))
         return s
 
-    def _admit(self, ids: Sequence[int]) -> None:
-        """Refuse a prompt the model cannot continue, before it reaches the engine."""
-        if self._max_len is not None and len(ids) + 1 > self._max_len:
-            raise ValueError(
-                f"problem {self.problem.id}: prompt of {len(ids)} tokens leaves no room to generate "
-                f"within the model's context of {self._max_len} tokens"
-            )
-
     # -- generation -------------------------------------------------------------------------
     def step_sampling(self, n: int, temperature: float, top_p: float, step_tokens: int, final_tokens: int, last: bool) -> Sampling:
         """One reasoning step (up to and including the delimiter), or on the last allowed step
@@ -145,36 +124,13 @@ class Context:
     ) -> list[tuple[Node, Completion]]:
         """Always n children: samples the budget could not pay for come back empty, cut by
         `length`; samples cancelled at the deadline come back empty, `abort`ed."""
-        self._admit(ids)
+        engine = self._spending()
+        engine.admit(ids)
         reader = self.scorer if isinstance(self.scorer, TokenScorer) else None
         if reader is not None:  # it scores from the logprobs that come with the step: ask for them
             sampling = replace(sampling, logprobs=max(sampling.logprobs or 0, reader.top_logprobs))
-        grant = self._allowance.reserve_tokens(sampling.n, sampling.max_tokens)
         t0 = self.tree.now()
-        completions: list[Completion] = []
-        cut: FinishReason = "length"
-        heard: list[Usage] = []  # what the backend recorded for these requests, a cut included
-        try:
-            if grant.samples:
-                try:
-                    with usage_listener(heard.append):
-                        completions = await self._allowance.within_deadline(
-                            self._backend.generate(ids, replace(sampling, n=grant.samples, max_tokens=grant.max_tokens)))
-                except DeadlineReached:
-                    self.ledger.record(_cut_usage(heard, len(ids), grant.samples), aborted=True, requests=grant.samples)
-                    cut = "abort"
-                except asyncio.CancelledError:  # a sibling failed, or the caller left
-                    self.ledger.record(_cut_usage(heard, len(ids), grant.samples), aborted=True, requests=grant.samples)
-                    raise
-                except BaseException:  # the backend failed: what it recorded was still spent
-                    if heard:
-                        self.ledger.record(sum(heard, Usage()), aborted=True, requests=len(heard))
-                    raise
-                else:  # one engine request per sample (Backend.generate)
-                    self.ledger.record(sum((c.usage for c in completions), Usage()), requests=len(completions))
-                    note_generated(self.ledger, self.prompt.thinking, self.tokenizer, ids, [c.token_ids for c in completions], bool(attrs.get("probe")))
-        finally:
-            grant.reservation.release()
+        completions, cut = await engine.generate(ids, sampling, bool(attrs.get("probe")))
         # each sample is its own engine request: a node carries the cached tokens its request got
         out = [
             (self.tree.add(parent, c.token_ids, c.text, c.finish_reason, t0, prompt_ids=fresh,
@@ -189,55 +145,16 @@ class Context:
                 reader.note(self.tree, node, c.top_logprobs)
         return out
 
-    async def stream(self, node: Node, sampling: Sampling) -> AsyncIterator[Delta]:
+    def stream(self, node: Node, sampling: Sampling) -> AsyncIterator[Delta]:
         """Stream one child of `node`; the ledger records the request, aborted or not. A stream
         the budget cannot pay for ends at once (`length`); one cut at the deadline ends with
         an `abort` delta."""
-        self._admit(node.ids)
-        grant = self._allowance.reserve_tokens(1, sampling.max_tokens)
-        generated, cached, finished = 0, 0, False
-        got: list[int] = []  # the ids read, split into thinking and answer tokens at the end
-        heard: list[Usage] = []  # what the backend recorded for this request, when it was cut
-        try:
-            if not grant.samples:
-                yield Delta((), "", "length", usage=Usage())
-                return
-            source = self._backend.stream(node.ids, replace(sampling, max_tokens=grant.max_tokens)).__aiter__()
-            try:
-                while True:
-                    try:
-                        with usage_listener(heard.append):
-                            d = await self._allowance.within_deadline(source.__anext__())
-                    except StopAsyncIteration:
-                        break
-                    except DeadlineReached:
-                        with usage_listener(heard.append):
-                            await source.aclose()
-                        finished = True
-                        usage = heard[-1] if heard else Usage(len(node.ids), cached, generated)
-                        self.ledger.record(usage, aborted=True)
-                        yield Delta((), "", "abort", usage=usage)
-                        break
-                    generated += len(d.token_ids)
-                    got.extend(d.token_ids)
-                    cached = d.cached_tokens or cached  # the engine reports it early, for streams left early
-                    if d.usage is not None:
-                        finished = True
-                        self.ledger.record(d.usage, aborted=d.finish_reason == "abort")
-                    yield d
-            finally:
-                with usage_listener(heard.append):
-                    await source.aclose()  # leaving early aborts the request in the engine
-        finally:
-            if grant.samples:
-                # tokens the engine generated past what was read (a stream left early) count too
-                unread = max(0, heard[-1].generated_tokens - len(got)) if heard else 0
-                note_generated(self.ledger, self.prompt.thinking, self.tokenizer, node.ids, [got], unread=unread)
-            if grant.samples and not finished:
-                # the engine's own count where the backend reported the cut: tokens it generated
-                # that this consumer never read are spent too
-                self.ledger.record(heard[-1] if heard else Usage(len(node.ids), cached, generated), aborted=True)
-            grant.reservation.release()
+        return self._spending().stream(node.ids, sampling)
+
+    def _spending(self) -> Spending:
+        """Engine requests and verifier calls as this context pays for them (its own ledger and allowance)."""
+        return Spending(self._backend, self._allowance, self.ledger, self.prompt.thinking, self.tokenizer,
+                              self.problem.id, self._max_len)
 
     def done(self, node: Node) -> bool:
         """A trajectory ends on EOS, on the length cap, or with an empty step."""
@@ -278,19 +195,7 @@ class Context:
         """One verifier call (a PRM score, a judge's question): reserved against the verifier
         budget, its engine requests recorded in the ledger as the engine reported them, cut at
         the deadline. None when no call is left."""
-        held = self._allowance.reserve_call()
-        if held is None:
-            return None
-        try:
-            with metering() as meter:
-                try:
-                    return await self._allowance.within_deadline(call())
-                finally:
-                    self.ledger.record_verifier(1, usage=meter.usage, requests=meter.requests)
-        except DeadlineReached:
-            return None
-        finally:
-            held.release()
+        return await self._spending().verifier_call(call)
 
     async def ask(self, context: str, question: str) -> float | None:
         """P(Yes) of a yes/no question: from the scorer when it is a judge, else from a judge
@@ -389,51 +294,14 @@ class Context:
         child._held = None
         return await sub.run(child)
 
-    # -- answers ------------------------------------------------------------------------------
+    # -- answers (runtime/outcome.py) ---------------------------------------------------------
     def candidate(self, node: Node, score: float | None = None) -> Candidate:
-        return Candidate(
-            text=node.text, answer=extract(node.text, self.problem.choices).text, score=score,
-            finish=node.finish, tokens=len(node.generated_ids), node=node.id,
-        )
+        """The candidate answer of the trajectory ending at `node`."""
+        return candidate_of(self.problem, node, score)
 
     def result(
         self, strategy: str, chosen: Candidate | None, candidates: Sequence[Candidate],
         metrics: Mapping[str, float] | None = None,
     ) -> Result:
-        """The Result; an empty choice (a budget ran out) becomes the best complete candidate,
-        else the best partial one, else the best trajectory in the tree: never an empty answer
-        while any text exists."""
-        candidates = list(candidates)
-        if chosen is None or not chosen.text.strip():
-            better = _best([c for c in candidates if c.text.strip()]) or self._best_in_tree()
-            if better is not None:
-                if all(c.node != better.node for c in candidates):
-                    candidates.insert(0, better)
-                chosen = better
-        if chosen is not None and chosen.node is not None:
-            self.tree.set(self.tree.node(chosen.node), chosen=True)
-        self.tree.prune_unused({c.node for c in candidates if c.node is not None} | ({chosen.node} if chosen and chosen.node is not None else set()))
-        return Result(
-            problem_id=self.problem.id, strategy=strategy,
-            answer=chosen.answer if chosen else "", text=chosen.text if chosen else "",
-            candidates=tuple(candidates), ledger=self.ledger.summary(), trace=self.tree,
-            metrics=dict(metrics or {}),
-        )
-
-    def _best_in_tree(self) -> Candidate | None:
-        nodes = [self.tree.node(i) for i in self.tree.graph.nodes if i != 0]
-        return _best([self.candidate(n, self.tree.score(n)) for n in nodes if n.text.strip()])
-
-
-def _best(candidates: Sequence[Candidate]) -> Candidate | None:
-    """Complete (EOS) before partial, then the higher score, then the longer text."""
-    if not candidates:
-        return None
-    return max(candidates, key=lambda c: (c.finish == "eos", c.score if c.score is not None else float("-inf"), len(c.text)))
-
-
-def _cut_usage(heard: Sequence[Usage], prompt_tokens: int, samples: int) -> Usage:
-    """What `samples` requests cut short spent: what the backend recorded for them (tokens
-    generated before the cut included), and their prompts for those it recorded nothing of
-    (an HTTP server tells nothing about a request its client left)."""
-    return sum(heard, Usage()) + Usage(prompt_tokens * max(0, samples - len(heard)))
+        """The Result; an empty choice (a budget ran out) becomes the best text in the tree."""
+        return outcome(self.problem, self.tree, self.ledger.summary(), strategy, chosen, candidates, metrics)
