@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from typing import ClassVar, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 from pydantic import Field
 
 from ..records.result import Result
 from ..records.trace import Node
 from ..runtime.contract import Budget, StrategyContext
-from .base import Configured, StepConfig, StrategyConfig
+from .base import Configured, StepConfig
 
 
 class AStarConfig(StepConfig):
@@ -46,11 +46,7 @@ class Entry(NamedTuple):
     r: float  # PRM score of the partial trajectory
 
 
-class AStar(Configured[AStarConfig]):
-    name: ClassVar[str] = "a_star"
-    Config: ClassVar[type[StrategyConfig]] = AStarConfig
-    needs_scorer: ClassVar[bool] = True
-
+class AStar(Configured[AStarConfig], name="a_star", needs_scorer=True):
     async def run(self, ctx: StrategyContext) -> Result:
         cfg = self.config
         # the search's own budgets are a scope of the problem's: every request reserves from

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from math import comb
-from typing import ClassVar, Literal, Sequence
+from typing import Literal, Sequence
 
 from pydantic import Field
 
@@ -46,11 +46,7 @@ def leader_probability(v1: int, v2: int) -> float:
     return sum(comb(n, j) for j in range(a)) / 2**n
 
 
-class AdaptiveConsistency(Configured[AdaptiveConsistencyConfig]):
-    name: ClassVar[str] = "adaptive_consistency"
-    Config: ClassVar[type[StrategyConfig]] = AdaptiveConsistencyConfig
-    needs_scorer: ClassVar[bool] = False
-
+class AdaptiveConsistency(Configured[AdaptiveConsistencyConfig], name="adaptive_consistency"):
     async def decided(self, answers: Sequence[Candidate]) -> tuple[bool, float]:
         """Whether the vote over the finished samples is settled, and the rule's statistic.
         Clustering awaits math-verify off the loop: other problems and streams go on meanwhile."""

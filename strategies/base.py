@@ -8,7 +8,7 @@ listing strategies or `ponder --help` never imports torch or vLLM.
 
 from __future__ import annotations
 
-from typing import Generic, Literal, Sequence, TypeVar
+from typing import Any, ClassVar, Generic, Literal, Sequence, TypeVar, get_args, get_origin
 
 from pydantic import Field, model_validator
 
@@ -54,7 +54,26 @@ __all__ = [
 
 
 class Configured(Generic[C]):
-    """A strategy built from its frozen config (the only state it keeps between problems)."""
+    """A strategy built from its frozen config (the only state it keeps between problems).
+
+    The class header says the rest of what the registry reads: the config class is the type
+    argument, the name and whether a step scorer is needed are keywords, as in
+    `class BeamSearch(Configured[BeamSearchConfig], name="beam_search", needs_scorer=True)`."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type[StrategyConfig]]
+    needs_scorer: ClassVar[bool] = False
+
+    def __init_subclass__(cls, name: str | None = None, needs_scorer: bool | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if name is not None:
+            cls.name = name
+        if needs_scorer is not None:
+            cls.needs_scorer = needs_scorer
+        # only the class's own bases: a subclass of a strategy (sr of pdr) keeps what it sets
+        for base in cls.__dict__.get("__orig_bases__", ()):
+            if get_origin(base) is Configured:
+                (cls.Config,) = get_args(base)
 
     def __init__(self, config: C) -> None:
         self.config = config

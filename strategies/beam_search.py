@@ -8,15 +8,13 @@ overlaps the other beams' generation; only the top-k choice waits for the whole 
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from pydantic import Field
 
 from ..runtime.contract import StrategyContext
 from ..records.result import Result
 from ..records.trace import Node
 from ..verifiers.voting import Selection, select_async
-from .base import Configured, StrategyConfig, WidthConfig, together
+from .base import Configured, WidthConfig, together
 
 
 class BeamSearchConfig(WidthConfig):  # n = N, total beams; width = M, expansions per kept beam
@@ -26,11 +24,7 @@ class BeamSearchConfig(WidthConfig):  # n = N, total beams; width = M, expansion
     selection: Selection = "best"
 
 
-class BeamSearch(Configured[BeamSearchConfig]):
-    name: ClassVar[str] = "beam_search"
-    Config: ClassVar[type[StrategyConfig]] = BeamSearchConfig
-    needs_scorer: ClassVar[bool] = True
-
+class BeamSearch(Configured[BeamSearchConfig], name="beam_search", needs_scorer=True):
     async def run(self, ctx: StrategyContext) -> Result:
         cfg = self.config
         keep = cfg.n // cfg.width

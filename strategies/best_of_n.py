@@ -10,7 +10,6 @@ metrics include the unbiased pass@k = 1 - C(n-c, k)/C(n, k) for k = 1, 2, 4, ...
 from __future__ import annotations
 
 from math import comb
-from typing import ClassVar
 
 from pydantic import Field
 
@@ -39,11 +38,7 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - comb(n - c, k) / comb(n, k)
 
 
-class BestOfN(Configured[BestOfNConfig]):
-    name: ClassVar[str] = "best_of_n"
-    Config: ClassVar[type[StrategyConfig]] = BestOfNConfig
-    needs_scorer: ClassVar[bool] = False
-
+class BestOfN(Configured[BestOfNConfig], name="best_of_n"):
     async def run(self, ctx: StrategyContext) -> Result:
         cfg = self.config
         n = 1 if cfg.selection == "first" and cfg.n == 1 else cfg.n

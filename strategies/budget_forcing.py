@@ -9,14 +9,12 @@ answers are voted (the paper's parallel variant, majority voting).
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from pydantic import Field
 
 from ..records.result import Result
 from ..runtime.contract import StrategyContext
 from ..verifiers.voting import select_async
-from .base import Configured, StrategyConfig
+from .base import Configured
 from .thinking_budget import ThinkingBudget, sample_all
 
 
@@ -27,11 +25,7 @@ class BudgetForcingConfig(ThinkingBudget):
     max_tokens: int = Field(32768, ge=1)  # the whole sample: thinking, inserted text and answer
 
 
-class BudgetForcing(Configured[BudgetForcingConfig]):
-    name: ClassVar[str] = "budget_forcing"
-    Config: ClassVar[type[StrategyConfig]] = BudgetForcingConfig
-    needs_scorer: ClassVar[bool] = False
-
+class BudgetForcing(Configured[BudgetForcingConfig], name="budget_forcing"):
     async def run(self, ctx: StrategyContext) -> Result:
         cfg = self.config
         sampling = ctx.sampling(n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens)

@@ -11,7 +11,7 @@ problem's budgets; a spent budget ends the cascade with the last stage that ran.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -38,11 +38,7 @@ class CascadeConfig(StrategyConfig):
         return stages
 
 
-class Cascade(Configured[CascadeConfig]):
-    name: ClassVar[str] = "cascade"
-    Config: ClassVar[type[StrategyConfig]] = CascadeConfig
-    needs_scorer: ClassVar[bool] = False
-
+class Cascade(Configured[CascadeConfig], name="cascade"):
     def __init__(self, config: CascadeConfig) -> None:
         super().__init__(config)
         self.stages = [s.build() for s in config.stages]

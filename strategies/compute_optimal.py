@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -111,11 +110,7 @@ class ComputeOptimalConfig(StrategyConfig):
         return UNFITTED if self.policy is None else read_policy(self.policy)
 
 
-class ComputeOptimal(Configured[ComputeOptimalConfig]):
-    name: ClassVar[str] = "compute_optimal"
-    Config: ClassVar[type[StrategyConfig]] = ComputeOptimalConfig
-    needs_scorer: ClassVar[bool] = False
-
+class ComputeOptimal(Configured[ComputeOptimalConfig], name="compute_optimal"):
     def __init__(self, config: ComputeOptimalConfig) -> None:
         super().__init__(config)
         policy = config.table()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections import deque
-from typing import ClassVar, Literal, Sequence
+from typing import Literal, Sequence
 
 from pydantic import Field, model_validator
 
@@ -83,11 +83,7 @@ def lowest_group_confidence(tops: Sequence[Sequence[float]], window: int, k: int
     return low / window
 
 
-class DeepConf(Configured[DeepConfConfig]):
-    name: ClassVar[str] = "deepconf"
-    Config: ClassVar[type[StrategyConfig]] = DeepConfConfig
-    needs_scorer: ClassVar[bool] = False
-
+class DeepConf(Configured[DeepConfConfig], name="deepconf"):
     def _sampling(self, ctx: StrategyContext, n: int):
         cfg = self.config
         return ctx.sampling(n=n, temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens, logprobs=cfg.top_k)

@@ -8,15 +8,13 @@ expansion (the M siblings of its final step) to the final vote: N candidates in 
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from pydantic import Field
 
 from ..runtime.contract import StrategyContext
 from ..records.result import Result
 from ..records.trace import Node
 from ..verifiers.voting import Selection, select_async
-from .base import Configured, StrategyConfig, WidthConfig, together
+from .base import Configured, WidthConfig, together
 
 
 class DVTSConfig(WidthConfig):  # n leaves in all, n // width subtrees
@@ -24,11 +22,7 @@ class DVTSConfig(WidthConfig):  # n leaves in all, n // width subtrees
     selection: Selection = "weighted"
 
 
-class DVTS(Configured[DVTSConfig]):
-    name: ClassVar[str] = "dvts"
-    Config: ClassVar[type[StrategyConfig]] = DVTSConfig
-    needs_scorer: ClassVar[bool] = True
-
+class DVTS(Configured[DVTSConfig], name="dvts", needs_scorer=True):
     async def run(self, ctx: StrategyContext) -> Result:
         cfg = self.config
         leaves = await together(self._subtree(ctx, i) for i in range(cfg.n // cfg.width))

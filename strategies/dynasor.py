@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import re
 from dataclasses import dataclass
-from typing import ClassVar
 
 from pydantic import Field
 
@@ -54,11 +53,7 @@ class Probe:
     text: str
 
 
-class Dynasor(Configured[DynasorConfig]):
-    name: ClassVar[str] = "dynasor"
-    Config: ClassVar[type[StrategyConfig]] = DynasorConfig
-    needs_scorer: ClassVar[bool] = False
-
+class Dynasor(Configured[DynasorConfig], name="dynasor"):
     async def run(self, ctx: StrategyContext) -> Result:
         cfg = self.config
         outcomes = await together([self._stream(ctx, i) for i in range(cfg.n)])

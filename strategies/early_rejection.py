@@ -8,15 +8,13 @@ the rest are dropped after τ tokens. The partial node and its continuation form
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from pydantic import Field, model_validator
 
 from ..runtime.contract import StrategyContext
 from ..records.result import Result
 from ..records.trace import Node
 from ..verifiers.voting import Selection, select_async
-from .base import Configured, StrategyConfig, WidthConfig, together
+from .base import Configured, WidthConfig, together
 
 
 class EarlyRejectionConfig(WidthConfig):
@@ -32,11 +30,7 @@ class EarlyRejectionConfig(WidthConfig):
         return self
 
 
-class EarlyRejection(Configured[EarlyRejectionConfig]):
-    name: ClassVar[str] = "early_rejection"
-    Config: ClassVar[type[StrategyConfig]] = EarlyRejectionConfig
-    needs_scorer: ClassVar[bool] = True
-
+class EarlyRejection(Configured[EarlyRejectionConfig], name="early_rejection", needs_scorer=True):
     async def run(self, ctx: StrategyContext) -> Result:
         cfg = self.config
         keep = cfg.n // cfg.width

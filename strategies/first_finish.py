@@ -12,7 +12,7 @@ the truncated answers.
 from __future__ import annotations
 
 import asyncio
-from typing import ClassVar, Literal
+from typing import Literal
 
 from pydantic import Field
 
@@ -33,11 +33,7 @@ class FirstFinishConfig(StrategyConfig):
     thinking_budget: ThinkingBudget | None = None  # each sample budget-forced (strategies/thinking_budget.py)
 
 
-class FirstFinish(Configured[FirstFinishConfig]):
-    name: ClassVar[str] = "first_finish"
-    Config: ClassVar[type[StrategyConfig]] = FirstFinishConfig
-    needs_scorer: ClassVar[bool] = False
-
+class FirstFinish(Configured[FirstFinishConfig], name="first_finish"):
     async def run(self, ctx: StrategyContext) -> Result:
         return await (self._sync(ctx) if self.config.mode == "sync" else self._async(ctx))
 

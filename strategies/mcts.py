@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import math
 from dataclasses import dataclass, field, replace
-from typing import ClassVar, Literal, Sequence
+from typing import Literal, Sequence
 
 from pydantic import Field
 
@@ -26,7 +26,7 @@ from ..records.result import Candidate, Result
 from ..records.trace import Node, split_steps
 from ..runtime.contract import Budget, StrategyContext
 from ..verifiers.voting import select_async
-from .base import Configured, StepConfig, StrategyConfig, together
+from .base import Configured, StepConfig, together
 
 
 class MCTSConfig(StepConfig):
@@ -81,11 +81,7 @@ def selectable(v: Vertex) -> bool:
     return not v.terminal and not v.busy and (not v.children or any(selectable(ch) for ch in v.children))
 
 
-class MCTS(Configured[MCTSConfig]):
-    name: ClassVar[str] = "mcts"
-    Config: ClassVar[type[StrategyConfig]] = MCTSConfig
-    needs_scorer: ClassVar[bool] = True
-
+class MCTS(Configured[MCTSConfig], name="mcts", needs_scorer=True):
     async def run(self, ctx: StrategyContext) -> Result:
         cfg = self.config
         # the search's budgets, a scope of the problem's; each expansion holds its k children's

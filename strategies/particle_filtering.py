@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
-from typing import ClassVar, NamedTuple
+from typing import NamedTuple
 
 from pydantic import Field
 
@@ -27,7 +27,7 @@ from ..records.result import Result
 from ..records.trace import Node
 from ..runtime.contract import StrategyContext
 from ..verifiers.voting import Selection, select_async
-from .base import Configured, StepConfig, StrategyConfig, together
+from .base import Configured, StepConfig, together
 
 CLIP = 1e-7  # rewards of exactly 0 or 1 would give infinite log-weights
 
@@ -60,11 +60,7 @@ def softmax(values: list[float], temperature: float) -> list[float]:
     return [e / total for e in exps]
 
 
-class ParticleFiltering(Configured[ParticleFilteringConfig]):
-    name: ClassVar[str] = "particle_filtering"
-    Config: ClassVar[type[StrategyConfig]] = ParticleFilteringConfig
-    needs_scorer: ClassVar[bool] = True
-
+class ParticleFiltering(Configured[ParticleFilteringConfig], name="particle_filtering", needs_scorer=True):
     async def run(self, ctx: StrategyContext) -> Result:
         cfg = self.config
         rng = ctx.random(cfg.seed)  # the problem's own draws: resampling differs between problems

@@ -63,11 +63,7 @@ class SRConfig(PDRConfig):
     k: int = Field(1, ge=1)
 
 
-class PDR(Configured[PDRConfig]):
-    name: ClassVar[str] = "pdr"
-    Config: ClassVar[type[StrategyConfig]] = PDRConfig
-    needs_scorer: ClassVar[bool] = False
-
+class PDR(Configured[PDRConfig], name="pdr"):
     def __init__(self, config: PDRConfig) -> None:
         super().__init__(config)
         self.drafter = config.drafter.build() if config.drafter is not None else None
@@ -162,7 +158,6 @@ class PDR(Configured[PDRConfig]):
         return [drafts[i] for i in ranked[: cfg.k]]
 
 
-class SequentialRefinement(PDR):
-    name: ClassVar[str] = "sr"
+class SequentialRefinement(PDR, name="sr"):
     Config: ClassVar[type[StrategyConfig]] = SRConfig
 

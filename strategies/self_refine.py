@@ -11,7 +11,7 @@ PromptConfig with the request added to the user's message. The answer is the las
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Literal
 
 from pydantic import Field
 
@@ -43,11 +43,7 @@ class SelfRefineConfig(StrategyConfig):
     feedback_tokens: int = Field(512, ge=1)
 
 
-class SelfRefine(Configured[SelfRefineConfig]):
-    name: ClassVar[str] = "self_refine"
-    Config: ClassVar[type[StrategyConfig]] = SelfRefineConfig
-    needs_scorer: ClassVar[bool] = False
-
+class SelfRefine(Configured[SelfRefineConfig], name="self_refine"):
     async def run(self, ctx: StrategyContext) -> Result:
         cfg = self.config
         if cfg.feedback == "scorer" and not isinstance(ctx.scorer, ModelScorer):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import ClassVar, Literal
+from typing import Literal
 
 from pydantic import Field
 
@@ -77,11 +77,7 @@ class _Watch:
         return False
 
 
-class Trim(Configured[TrimConfig]):
-    name: ClassVar[str] = "trim"
-    Config: ClassVar[type[StrategyConfig]] = TrimConfig
-    needs_scorer: ClassVar[bool] = False
-
+class Trim(Configured[TrimConfig], name="trim"):
     async def _ask(self, ctx: StrategyContext, watch: _Watch, context: str, question: str) -> bool | None:
         """The judge's yes/no; None when the call failed twice or no verifier call is left.
         Every try is a verifier call in the ledger, failed or not."""

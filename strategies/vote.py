@@ -10,7 +10,7 @@ or the scorer's when it gave none). A run the budget left without an answer has 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import ClassVar, Literal
+from typing import Literal
 
 from pydantic import Field
 
@@ -27,11 +27,7 @@ class VoteConfig(StrategyConfig):
     aggregate: Aggregate = "last"  # how step scores make a run's score (weighted, when the scorer gives it)
 
 
-class Vote(Configured[VoteConfig]):
-    name: ClassVar[str] = "vote"
-    Config: ClassVar[type[StrategyConfig]] = VoteConfig
-    needs_scorer: ClassVar[bool] = False
-
+class Vote(Configured[VoteConfig], name="vote"):
     def __init__(self, config: VoteConfig) -> None:
         super().__init__(config)
         self.sub = config.strategy.build()
