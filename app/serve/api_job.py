@@ -23,6 +23,7 @@ from ...records.problem import Problem
 from ...records.result import Candidate, Result
 from ...runtime.budget import Budget
 from ...runtime.solver import Solver
+from ...runtime.spending import context_length
 from ...runtime.thinking import ThinkingConfig
 from ...strategies.base import make_strategy, strategy_class
 from ...verifiers.voting import clusters_async
@@ -52,12 +53,6 @@ def strategy_config(name: str, request: ApiRequest) -> dict[str, Any]:
         if "step_tokens" in fields:
             config["step_tokens"] = min(int(config.get("step_tokens", fields["step_tokens"].default)), request.max_tokens)
     return config
-
-
-def context_length(backend: Backend) -> int | None:
-    """The engine's context length where the backend knows it (the in-process engine does)."""
-    value = getattr(getattr(backend, "config", None), "max_model_len", None)
-    return value if isinstance(value, int) else None
 
 
 async def ranked(result: Result) -> list[Candidate]:
