@@ -34,6 +34,18 @@ def backend(script=stepwise, delay: float = 0.0) -> ScriptedBackend:
     return ScriptedBackend(script, token_delay_s=delay)
 
 
+def enc(text: str) -> list[int]:
+    """The scripted tokenizer's ids for `text`: one per character."""
+    return [ord(c) for c in text]
+
+
+def endless(call: ScriptCall) -> str:
+    """Thinks without end; once thinking is closed for it, finishes the boxed answer."""
+    if "</think>" in call.generated:
+        return "4} because two and two make four, as everyone knows."
+    return "hmm " * 400
+
+
 class LoopLag:
     """Measures how late a 10 ms ticker wakes while the block runs: the event loop's lag.
     `async with LoopLag() as lag: ...`, then `lag.worst` (seconds) and `lag.ticks`."""

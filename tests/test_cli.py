@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
-import os
 import re
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
-PONDER = shutil.which("ponder", path=str(Path(sys.executable).parent)) or "ponder"
-
-
-def ponder(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([PONDER, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+from .commands import ponder
 
 
 def test_solve_end_to_end_with_majority_vote(vllm_server):

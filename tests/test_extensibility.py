@@ -25,7 +25,7 @@ from ponder.runtime.solver import Solver
 from ponder.strategies.base import STRATEGIES, Configured, StrategyConfig, make_strategy, strategy_class
 from ponder.verifiers import make_scorer
 
-from .test_cli import PONDER
+from .commands import PONDER
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 PAGE = README.parent / "docs" / "custom-strategies.md"
