@@ -33,7 +33,7 @@ from ponder.app.cluster.worker_pool import WorkerPool  # noqa: E402
 
 CONFIG = """\
 name: {name}
-backend: {{kind: scripted, options: {{script: "ponder.tests.test_shard:answer", token_delay_s: {delay}}}}}
+backend: {{kind: scripted, options: {{script: "ponder.tests.app.runs:answer", token_delay_s: {delay}}}}}
 strategy: {{name: best_of_n, config: {{n: 3, max_tokens: 48}}}}
 dataset: {{name: "{data}"}}
 concurrency: {concurrency}

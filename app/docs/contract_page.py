@@ -3,7 +3,7 @@
 One table per protocol (the strategy's context, the tree it builds): each member with its
 signature and its one-line contract, the docstring in the protocol. The page's hand-written
 part (above MARKER) is kept; `python -m ponder.app.docs.contract_page` rewrites the part below, and
-tests/test_contract.py fails when the page on disk differs from what this writes.
+tests/runtime/test_contract.py fails when the page on disk differs from what this writes.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Thinking budgets over the OpenAI API, unit by unit: the request fields, their mapping onto
 the served strategy, and the live reasoning stream (scripted engine). The official client
-against a real `ponder serve` is in test_serve.py."""
+against a real `ponder serve` is in test_server.py."""
 
 from __future__ import annotations
 

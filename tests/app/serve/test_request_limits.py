@@ -1,6 +1,6 @@
 """What one `ponder serve` request may cause is capped whatever the client sends: the policy's
 and the scorer's generated tokens together, verifier calls, wall time. In process on the
-scripted backend with the official client (the real server's caps: tests/test_serve.py)."""
+scripted backend with the official client (the real server's caps: tests/app/serve/test_server.py)."""
 
 from __future__ import annotations
 
