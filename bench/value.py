@@ -85,8 +85,9 @@ def main() -> None:
     ap.add_argument("--samples", required=True, help="best-of-8 majority run directory on evaluation problems")
     ap.add_argument("--model", default="smollm2-135m-instruct-value", help="value folder or shipped name")
     ap.add_argument("--search", action="append", default=[], help="run directory of a search with the value scorer (repeatable)")
-    ap.add_argument("--aggregate", default="last", choices=["last", "min", "mean", "prod"],
-                    help="a sample's value from its step values, as best_of_n's `aggregate` (default: the last step's)")
+    ap.add_argument("--aggregate", default="mean", choices=["last", "min", "mean", "prod"],
+                    help="a sample's value from its step values, as best_of_n's `aggregate` (default: their mean, "
+                         "the best of last, mean and min in grouped cross-validation on the training problems)")
     ap.add_argument("--out", help="write the figures as JSON here")
     args = ap.parse_args()
     run, folder = Path(args.samples), find(args.model)
