@@ -1,4 +1,4 @@
-"""A trace file (records/trace/tree.py's JSON) as the viewer draws it: one entry per node, its parent,
+"""A trace file (records/trace/trace.py's JSON) as the viewer draws it: one entry per node, its parent,
 and the marks the page shows (chosen path, finished, pruned, aborted, errored, sub-run).
 
 The marks are decided here, once, so the page and the tests read the same answer.

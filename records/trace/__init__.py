@@ -1,7 +1,7 @@
 """The trace: the reasoning tree of one problem, everything about it in this folder.
 
 - node.py: Node, one generated step, an immutable value (its trajectory's ids assembled on demand);
-- tree.py: Trace, the tree itself (a networkx DiGraph of nodes); it only grows, and its nodes'
+- trace.py: Trace, the tree itself (a networkx DiGraph of nodes); it only grows, and its nodes'
   attributes (score, flags, times) are what changes; saved as JSON beside a run's results;
 - stream.py: StreamedChild, a node arriving delta by delta from a streamed request;
 - subtree.py: Subtree, the part of a trace a sub-run builds in, presented as a trace of its own;
@@ -15,7 +15,7 @@ the app, which saves and draws it.
 
 from .node import Node, split_steps
 from .stream import StreamedChild
-from .tree import Trace
+from .trace import Trace
 
 # what strategies, scorers and results name; the runtime imports Subtree and ObservedTrace
 # from their modules (observed.py reads records/event.py, which reads the Result)

@@ -11,7 +11,7 @@ from typing import Any, Callable, Sequence
 
 from ..event import EventKind
 from .node import Node
-from .tree import Trace
+from .trace import Trace
 
 
 class ObservedTrace(Trace):

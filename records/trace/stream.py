@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ...backends.base import Delta, FinishReason
 from .node import Node
-from .tree import Trace
+from .trace import Trace
 
 
 class StreamedChild:

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import networkx as nx
 
 from .node import Node
-from .tree import Trace
+from .trace import Trace
 
 
 class Subtree:
