@@ -7,6 +7,7 @@ functions included), so a lazy import cannot hide a cycle.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import networkx as nx
@@ -133,3 +134,28 @@ def test_strategies_import_only_the_contract():
                 wrong.append((name, target))
     assert len([n for n in found if package_of(n) == "strategies"]) > 10
     assert wrong == []
+
+
+def sub_packages() -> set[str]:
+    """Every folder of the import package that is a package, as `ponder.x.y`."""
+    return {
+        ".".join(["ponder", *path.parent.relative_to(ROOT).parts])
+        for pkg in ORDER[:-1] for path in (ROOT / pkg).rglob("__init__.py")
+    }
+
+
+def test_every_package_is_shipped():
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    assert {"ponder.app.run", "ponder.records.trace"} <= sub_packages()
+    assert sub_packages() - listed == set()
+
+
+def test_app_is_split_by_job_and_the_readme_table_names_every_part():
+    assert sorted(p.name for p in (ROOT / "app").glob("*.py")) == ["__init__.py"]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    rows = set(re.findall(r"^\| `([\w/]+)/` \|", readme, re.M))
+    parts = set(ORDER[:-1]) - {"app"} | {f"app/{d.name}" for d in (ROOT / "app").iterdir() if (d / "__init__.py").is_file()}
+    assert len(parts) > 10
+    assert rows == parts
