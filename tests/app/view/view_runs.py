@@ -46,16 +46,17 @@ def make_runs(root: Path, names=("beam", "cascade"), problems=PROBLEMS) -> list[
     """Run each named strategy over `problems` into root/runs/NAME; the run directories."""
     data = root / "problems.jsonl"
     data.write_text("".join(json.dumps({"id": i, "problem": q, "answer": a}) + "\n" for i, q, a in problems))
-    out = []
+    configs = []
     for name in names:
         cfg = root / f"{name}.yaml"
         cfg.write_text(CONFIG.format(name=name, strategy=STRATEGIES[name], data=data, out=root / "runs"))
-        # exit 1: the FAIL problem is an error record, the others are answered
-        env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}  # where `view_runs:stepwise` is found
-        done = subprocess.run([PONDER, "run", str(cfg), "-q"], capture_output=True, text=True, env=env)
-        assert done.returncode in (0, 1), done.stderr
-        out.append(root / "runs" / name)
-    return out
+        configs.append(str(cfg))
+    # one command runs them all, one after another; exit 1: the FAIL problem is an error record,
+    # the others are answered
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}  # where `view_runs:stepwise` is found
+    done = subprocess.run([PONDER, "run", *configs, "-q"], capture_output=True, text=True, env=env)
+    assert done.returncode in (0, 1), done.stderr
+    return [root / "runs" / name for name in names]
 
 
 def trace(run: Path, problem: str) -> dict:
