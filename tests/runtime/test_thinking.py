@@ -90,16 +90,20 @@ def test_a_runs_summary_totals_the_split_and_its_line_shows_it(tmp_path):
     assert thinking_split(summarize("r", "best_of_n", [record | {"tokens": {"generated": 5, "prompt": 9, "cached": 0, "aborted": 0}}], 1.0)) == ""
 
 
-def test_ponder_run_refuses_a_delimiter_its_model_cannot_encode_in_one_line_before_the_engine(tmp_path):
-    import subprocess
-    import sys
-    from pathlib import Path
+def test_ponder_run_refuses_a_delimiter_its_model_cannot_encode_in_one_line_before_the_engine(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from ponder.cli import app
 
     config = tmp_path / "think.yaml"
     config.write_text("name: think\nbackend: {kind: vllm, model: smollm2-135m-instruct}\n"
                       "strategy: {name: budget_forcing}\ndataset: {name: gsm8k}\n"
                       "prompt: {thinking: {end: '<|im_end|>'}}\n")  # a special token: decoding drops it
-    p = subprocess.run([str(Path(sys.executable).parent / "ponder"), "run", str(config), "--limit", "1"],
-                       cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert p.returncode == 2 and not (tmp_path / "runs").exists()
+    monkeypatch.chdir(tmp_path)
+    # in this process, where loading the tokenizer costs a fraction of a fresh interpreter's
+    # imports; -v keeps the engine's output on this terminal, so nothing rewires this process's
+    # stdout and stderr (bad input through the quiet terminal, in a process of its own:
+    # tests/app/run/test_run.py)
+    p = CliRunner().invoke(app, ["run", str(config), "--limit", "1", "-v"])
+    assert p.exit_code == 2 and not (tmp_path / "runs").exists()
     assert p.stderr.strip().splitlines() == [f"error: {config}: prompt.thinking.end: the tokenizer cannot encode '<|im_end|>' exactly (it decodes to '')"]

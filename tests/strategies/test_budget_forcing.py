@@ -33,7 +33,6 @@ class Recorded(ScriptedBackend):
             yield d
 
 
-# -- budget forcing ------------------------------------------------------------------------------
 def early_closer(call):
     """Closes thinking after one short thought; answers once thinking is closed."""
     if "</think>" in call.generated:

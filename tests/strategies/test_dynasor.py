@@ -18,7 +18,6 @@ PREFILLED = PromptConfig(thinking=ThinkingConfig(prefill=True))
 Q = Problem(id="q", question="What is 2+2?", answer="4")
 
 
-# -- dynasor ------------------------------------------------------------------------------------
 def probed(answers: dict[str, list[str]]):
     """Streams think in 'a' or 'b' (by seed); the k-th probe of a stream answers answers[letter][k-1]."""
 
