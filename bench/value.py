@@ -14,7 +14,8 @@ Figures:
    tokens per problem (ratio of means; problems resampled as pairs).
 
 Run (the samples, the search and the value scores need engines: under the engine lock):
-    flock /tmp/ponder-engine.lock .venv/bin/ponder run configs/value/eval_majority.yaml configs/value/eval_beam.yaml --limit 240
+    flock /tmp/ponder-engine.lock .venv/bin/ponder run configs/value/eval_majority.yaml --limit 300
+    flock /tmp/ponder-engine.lock .venv/bin/ponder run configs/value/eval_beam.yaml --limit 240
     flock /tmp/ponder-engine.lock .venv/bin/python bench/value.py --samples runs/value/eval_majority \
         --model smollm2-135m-instruct-value --search runs/value/eval_beam
 Another head on the same backbone (`--model FOLDER`) reuses the cached hidden states: no engine.
@@ -27,6 +28,7 @@ import asyncio
 import hashlib
 import json
 from pathlib import Path
+from typing import get_args
 
 from ponder.app.data.datasets import DatasetConfig, load  # noqa: E402
 from ponder.app.run.stats import bootstrap, bootstrap_mean, paired_difference  # noqa: E402
@@ -35,6 +37,7 @@ from ponder.app.value.card import read_questions  # noqa: E402
 from ponder.app.value.labels import Trajectory, read_samples  # noqa: E402
 from ponder.app.value.metrics import auc  # noqa: E402
 from ponder.records.result import Candidate  # noqa: E402
+from ponder.strategies.base import Aggregate  # noqa: E402
 from ponder.verifiers.value_model import find  # noqa: E402
 from ponder.verifiers.voting import aggregate, select  # noqa: E402
 
@@ -85,7 +88,7 @@ def main() -> None:
     ap.add_argument("--samples", required=True, help="best-of-8 majority run directory on evaluation problems")
     ap.add_argument("--model", default="smollm2-135m-instruct-value", help="value folder or shipped name")
     ap.add_argument("--search", action="append", default=[], help="run directory of a search with the value scorer (repeatable)")
-    ap.add_argument("--aggregate", default="mean", choices=["last", "min", "mean", "prod"],
+    ap.add_argument("--aggregate", default="mean", choices=get_args(Aggregate),
                     help="a sample's value from its step values, as best_of_n's `aggregate` (default: their mean, "
                          "the best of last, mean and min in grouped cross-validation on the training problems)")
     ap.add_argument("--out", help="write the figures as JSON here")

@@ -171,7 +171,7 @@ def with_defaults(saved: Any) -> Any:
     longer validates (the comparison then names what changed)."""
     try:
         return RunConfig.model_validate(saved).model_dump(mode="json")
-    except (ValidationError, ValueError, TypeError):
+    except (ValueError, TypeError):  # pydantic's ValidationError is a ValueError
         return saved
 
 
