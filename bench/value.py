@@ -7,8 +7,9 @@ Inputs are run directories, so every figure is re-read from what was sampled:
 Problems whose question is in the value folder's train_questions.jsonl are left out (counted).
 
 Figures:
-1. AUC of the value of whole samples (the final answer) against their correctness, and of
-   each step prefix against its sample's correctness per step depth; problems are resampled.
+1. AUC of the value of whole samples (the final answer) against their correctness, pooled over
+   problems and within each problem (what a vote uses), and of each step prefix against its
+   sample's correctness per step depth; problems are resampled.
 2. Value-weighted best-of-8 against majority@8 on the same eight samples (paired).
 3. The search against value-weighted best-of-8: accuracy (paired by problem) and generated
    tokens per problem (ratio of means; problems resampled as pairs).
@@ -67,10 +68,10 @@ def value_scores(samples: list[Trajectory], model: str, run: Path) -> list[list[
     layout = spec.model_dump(include={"backbone", "system", "template", "chat", "separator"})
     digest = hashlib.sha256(json.dumps(layout, sort_keys=True).encode()).hexdigest()[:10]
 
-    def compute() -> list:
+    def compute(missing: list[int]) -> list:
         states = HiddenStates(spec.backbone, max_model_len=1024)
         try:
-            return step_states(states, HFTokenizer.load(resolve(spec.backbone)), spec, samples, 64, 1024)
+            return step_states(states, HFTokenizer.load(resolve(spec.backbone)), spec, [samples[i] for i in missing], 64, 1024)
         finally:
             states.close()
 
@@ -108,6 +109,11 @@ def main() -> None:
     final = [[(aggregate(s, args.aggregate), t.correct) for t, s in by_problem[i]] for i in ids]
     out["auc_final"] = bootstrap(final, pooled_auc).fields("auc")
     print(f"AUC of the sample's value ({args.aggregate}) {bootstrap(final, pooled_auc)}")
+    # the vote ranks one problem's samples: the AUC within each problem that has right and wrong ones
+    mixed = [u for u in final if 0 < sum(c for _, c in u) < len(u)]
+    within = bootstrap(mixed, lambda us: sum(pooled_auc([u]) for u in us) / len(us))
+    out["auc_within_problem"] = {**within.fields("auc"), "problems": len(mixed)}
+    print(f"AUC within a problem ({len(mixed)} with right and wrong samples) {within}")
     out["auc_by_depth"] = {}
     depth = 0
     while True:

@@ -36,7 +36,7 @@ class Fit(_Section):
     """Full-batch L-BFGS on binary cross-entropy plus a ridge penalty: a convex, deterministic
     fit for the linear head (the MLP starts from a seeded draw)."""
 
-    validation: float = Field(0.2, gt=0, lt=1)  # share of problems held out (grouped by problem)
+    validation: float = Field(0.2, gt=0, lt=1)  # share of questions held out, each with all its problems
     l2: float = Field(1.0, ge=0)  # ridge penalty on the head's weights, per training row
     max_iter: int = Field(200, ge=1)  # L-BFGS iterations
     seed: int = 0

@@ -1,6 +1,6 @@
 """The policy's hidden state at the end of every step prefix of every sample: one pooling
 request per sample, batched, kept in the work folder so a re-fit (another head, other
-labels) needs no engine."""
+labels, fewer problems) needs no engine and more problems need it only for the new ones."""
 
 from __future__ import annotations
 
@@ -30,16 +30,21 @@ def step_states(
     return out
 
 
-def cached(path: Path, compute: Callable[[], list[Any]], key: Sequence[tuple[str, int]]) -> list[Any]:
-    """`compute()` once per set of samples: the file holds the states and the keys they are for."""
+def cached(path: Path, compute: Callable[[list[int]], list[Any]], key: Sequence[tuple[str, int]]) -> list[Any]:
+    """The states of the samples `key` names, in its order. The file keeps every sample's states
+    it has seen, so a larger or smaller set of samples reuses them: `compute(missing)` is asked
+    only for the positions in `key` the file lacks, and what it returns is added to the file."""
     import torch
 
+    saved: dict[tuple[str, int], Any] = {}
     if path.is_file():
-        saved = torch.load(path)
-        if saved["key"] == [list(k) for k in key]:
-            return saved["states"]
-    states = compute()
-    tmp = path.with_suffix(".tmp")
-    torch.save({"key": [list(k) for k in key], "states": states}, tmp)
-    tmp.replace(path)
-    return states
+        old = torch.load(path)
+        saved = {(str(k[0]), int(k[1])): s for k, s in zip(old["key"], old["states"])}
+    wanted = [(str(k[0]), int(k[1])) for k in key]
+    missing = [i for i, k in enumerate(wanted) if k not in saved]
+    if missing:
+        saved.update(zip((wanted[i] for i in missing), compute(missing)))
+        tmp = path.with_suffix(".tmp")
+        torch.save({"key": [list(k) for k in saved], "states": list(saved.values())}, tmp)
+        tmp.replace(path)
+    return [saved[k] for k in wanted]

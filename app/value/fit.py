@@ -1,6 +1,7 @@
 """Fitting the head with torch: full-batch L-BFGS on binary cross-entropy (soft labels for mc)
-with a ridge penalty, features standardised on the training rows, problems split whole into
-training and validation so no question's samples sit on both sides. Deterministic by seed.
+with a ridge penalty, features standardised on the training rows, questions split whole into
+training and validation so no question's samples sit on both sides (small datasets repeat a
+question under several problem ids). Deterministic by seed.
 
 Why L-BFGS and a ridge: a few thousand correlated step prefixes from a few hundred problems
 overfit a 576-wide head quickly; the penalised logistic fit is convex for the linear head, so
@@ -9,8 +10,9 @@ it lands on one optimum whatever the step size, and the penalty is the one knob 
 from __future__ import annotations
 
 import random
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from ...verifiers.value_model import HeadShape, new_head, probabilities
 from ...verifiers.voting import aggregate
@@ -24,7 +26,7 @@ class Rows:
 
     states: Any  # float tensor [rows, hidden]
     labels: Sequence[float]  # the training target
-    groups: Sequence[str]  # problem id
+    groups: Sequence[str]  # the question: problems that repeat one stay on one side of a split
     depths: Sequence[int]  # step index, from 0
     last: Sequence[bool]  # the prefix is the whole sample
     outcomes: Sequence[bool]  # the sample's final correctness
@@ -34,13 +36,34 @@ AGGREGATES = ("last", "mean", "min")
 
 
 def split(groups: Sequence[str], validation: float, seed: int) -> set[str]:
-    """The problems held out: a seeded `validation` share of the distinct ids (at least one)."""
+    """The groups (questions) held out: a seeded `validation` share of the distinct ones (at least one)."""
     ids = sorted(set(groups))
     random.Random(seed).shuffle(ids)
     return set(ids[: max(1, round(len(ids) * validation))])
 
 
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """torch on one thread for the duration. A multi-threaded matmul sums in an order that
+    depends on the thread count, and 200 L-BFGS iterations carry that rounding into the head
+    (0.05 in a sample's value between a fit in a process that had started an engine and one
+    that had not): on one thread the seed alone decides the head."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def fit(rows: Rows, train: Sequence[bool], shape: HeadShape, cfg: Fit) -> Any:
+    with one_thread():
+        return _fit(rows, train, shape, cfg)
+
+
+def _fit(rows: Rows, train: Sequence[bool], shape: HeadShape, cfg: Fit) -> Any:
     import torch
 
     torch.manual_seed(cfg.seed)

@@ -106,18 +106,19 @@ def features(cfg: ValueTrainConfig, samples: list[Trajectory], say: Say, states:
     spec = spec_of(cfg, backbone_hidden_size(cfg.policy.model))
     f = cfg.features
 
-    def compute() -> list[Any]:
-        say(f"hidden states: {len(samples)} samples on the pooling runner")
+    def compute(missing: list[int]) -> list[Any]:
+        todo = [samples[i] for i in missing]
+        say(f"hidden states: {len(todo)} samples on the pooling runner")
         engine = states or HiddenStates(cfg.policy.model, max_model_len=f.max_model_len, kv_cache_gib=f.kv_cache_gib)
         try:
             done = [0]
 
             def tick(n: int) -> None:  # a line per tenth of the samples: the stage takes minutes on a CPU
                 done[0] += n
-                if done[0] * 10 // len(samples) != (done[0] - n) * 10 // len(samples):
-                    say(f"hidden states: {done[0]}/{len(samples)} samples")
+                if done[0] * 10 // len(todo) != (done[0] - n) * 10 // len(todo):
+                    say(f"hidden states: {done[0]}/{len(todo)} samples")
 
-            return step_states(engine, HFTokenizer.load(resolve(cfg.policy.model)), spec, samples, f.batch, f.max_model_len, tick)
+            return step_states(engine, HFTokenizer.load(resolve(cfg.policy.model)), spec, todo, f.batch, f.max_model_len, tick)
         finally:
             if states is None:
                 engine.close()
@@ -132,7 +133,7 @@ def rows_of(samples: list[Trajectory], labels: list[list[float]], states: list[A
     for t, ls, s in zip(samples, labels, states):
         n = len(t.steps)
         flat["labels"] += ls
-        flat["groups"] += [t.problem_id] * n
+        flat["groups"] += [t.question] * n
         flat["depths"] += list(range(n))
         flat["last"] += [d == n - 1 for d in range(n)]
         flat["outcomes"] += [t.correct] * n
@@ -166,7 +167,7 @@ async def train(
         "problems": len({t.problem_id for t in samples}), "questions": write_questions(folder, (p.question for p in problems)),
         "rollouts": cfg.rollouts.model_dump(), "seed": cfg.seed, "labels": cfg.label_mode(), "fit": cfg.fit.model_dump(),
         "samples": len(samples), "right": sum(t.correct for t in samples), "rows": len(rows.labels),
-        "validation_problems": len(held), "validation": validation, "training": evaluate(head, rows, everything),
+        "validation_problems": len({t.problem_id for t in samples if t.question in held}), "validation": validation, "training": evaluate(head, rows, everything),
     }
     facts["training"].pop("calibration")
     facts["calibration_png"] = plot_calibration(folder / "calibration.png", validation["calibration"], f"{cfg.name}: validation")

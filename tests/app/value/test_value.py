@@ -94,6 +94,25 @@ def test_the_fit_recovers_a_planted_linear_signal():
     assert probabilities(again, rows.states[:20]) == probabilities(head, rows.states[:20])
 
 
+def test_the_fit_does_not_depend_on_the_callers_thread_count():
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1000, 96, generator=g)  # large enough for torch to split its sums over threads
+    y = (torch.sigmoid(2 * x[:, 0] + x[:, 1:4].sum(1)) > torch.rand(1000, generator=g)).float()
+    rows = Rows(x, y.tolist(), [str(i // 8) for i in range(1000)], [0] * 1000, [True] * 1000, [bool(v) for v in y])
+    before = torch.get_num_threads()
+    heads = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            heads.append(fit(rows, [True] * 1000, HeadShape(kind="mlp", width=64), Fit(l2=10.0, max_iter=10)))
+            assert torch.get_num_threads() == threads  # the caller's setting is given back
+    finally:
+        torch.set_num_threads(before)
+    assert probabilities(heads[0], x[:300]) == probabilities(heads[1], x[:300])
+
+
 def test_validation_reports_the_auc_of_each_aggregate_of_a_samples_step_values():
     import torch
 
@@ -108,6 +127,44 @@ def test_validation_reports_the_auc_of_each_aggregate_of_a_samples_step_values()
     report = evaluate(head.eval(), rows, [True] * 4)
     assert report["auc_by_aggregate"] == {"last": 0.0, "mean": 1.0, "min": 0.0}
     assert report["auc_final"] == report["auc_by_aggregate"]["last"]
+
+
+def test_problems_that_repeat_a_question_stay_on_one_side_of_the_validation_split():
+    import torch
+
+    from ponder.app.value.train import rows_of
+
+    # two-term sums repeat: problems p1 and p2 ask the same question under different ids
+    asked = {"p1": "What is 3 + 4?", "p2": "What is 3 + 4?", "p3": "What is 5 + 1?", "p4": "What is 2 + 2?"}
+    samples = [Trajectory(pid, q, ("a", "b"), "7", k == 0) for pid, q in asked.items() for k in range(2)]
+    rows = rows_of(samples, [[1.0, 1.0]] * len(samples), [torch.zeros(2, 3)] * len(samples))
+    problem_of_row = [t.problem_id for t in samples for _ in t.steps]
+    for seed in range(20):
+        held = split(rows.groups, 0.5, seed)
+        side = {p: {g in held for g, q in zip(rows.groups, problem_of_row) if q == p} for p in asked}
+        assert side["p1"] == side["p2"] and len(side["p1"]) == 1, seed
+
+
+def test_cached_states_serve_any_subset_and_compute_only_new_samples(tmp_path):
+    import torch
+
+    from ponder.app.value.features import cached
+
+    asked: list[list[int]] = []
+
+    def compute(missing: list[int]) -> list:
+        asked.append(missing)
+        return [torch.full((1, 2), float(i)) for i in missing]
+
+    path = tmp_path / "features.pt"
+    first = cached(path, compute, [("p", 0), ("p", 1)])
+    assert asked == [[0, 1]] and [float(s[0, 0]) for s in first] == [0.0, 1.0]
+    assert [float(s[0, 0]) for s in cached(path, compute, [("p", 1)])] == [1.0]
+    assert asked == [[0, 1]]  # a smaller set: nothing computed
+    grown = cached(path, compute, [("p", 1), ("q", 0), ("p", 0)])
+    assert asked == [[0, 1], [1]]  # a larger set: only the new sample, at its position
+    assert [float(s[0, 0]) for s in grown] == [1.0, 1.0, 0.0]
+    assert sorted(map(tuple, torch.load(path)["key"])) == [("p", 0), ("p", 1), ("q", 0)]
 
 
 def test_the_mlp_head_fits_too():
