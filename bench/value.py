@@ -111,9 +111,10 @@ def main() -> None:
     print(f"AUC of the sample's value ({args.aggregate}) {bootstrap(final, pooled_auc)}")
     # the vote ranks one problem's samples: the AUC within each problem that has right and wrong ones
     mixed = [u for u in final if 0 < sum(c for _, c in u) < len(u)]
-    within = bootstrap(mixed, lambda us: sum(pooled_auc([u]) for u in us) / len(us))
-    out["auc_within_problem"] = {**within.fields("auc"), "problems": len(mixed)}
-    print(f"AUC within a problem ({len(mixed)} with right and wrong samples) {within}")
+    if mixed:
+        within = bootstrap(mixed, lambda us: sum(pooled_auc([u]) for u in us) / len(us))
+        out["auc_within_problem"] = {**within.fields("auc"), "problems": len(mixed)}
+        print(f"AUC within a problem ({len(mixed)} with right and wrong samples) {within}")
     out["auc_by_depth"] = {}
     depth = 0
     while True:

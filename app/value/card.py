@@ -59,8 +59,8 @@ def write_card(folder: Path, facts: dict[str, Any]) -> None:
         f"max {facts['rollouts']['max_tokens']} tokens, sampling seed {facts['seed']}",
         f"- labels: {facts['labels']}; {facts['samples']} samples ({facts['right']} right), {facts['rows']} step prefixes",
         f"- fit: L-BFGS, ridge {facts['fit']['l2']}, {facts['fit']['max_iter']} iterations, seed {facts['fit']['seed']}; "
-        f"validation: {facts['validation_problems']} problems held out whole, and every problem repeating their question; "
-        "the head in this folder is then fitted again on every problem",
+        f"validation: {facts['validation_problems']} problems ({facts['validation_questions']} questions) held out whole, "
+        "split by question; the head in this folder is then fitted again on every problem",
         f"- validation: AUC of whole samples {v['auc_final']}, of every prefix {v['auc_steps']}, Brier {v['brier_final']} "
         f"({v['samples']} samples, {v['right']} right); AUC of the final head on its training samples {t['auc_final']}",
         f"- validation AUC of a sample's step values made one by each aggregate: {aggregates}",

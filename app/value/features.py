@@ -43,7 +43,7 @@ def cached(path: Path, compute: Callable[[list[int]], list[Any]], key: Sequence[
     wanted = [(str(k[0]), int(k[1])) for k in key]
     missing = [i for i, k in enumerate(wanted) if k not in saved]
     if missing:
-        saved.update(zip((wanted[i] for i in missing), compute(missing)))
+        saved.update(zip((wanted[i] for i in missing), compute(missing), strict=True))
         tmp = path.with_suffix(".tmp")
         torch.save({"key": [list(k) for k in saved], "states": list(saved.values())}, tmp)
         tmp.replace(path)

@@ -69,7 +69,7 @@ def _fit(rows: Rows, train: Sequence[bool], shape: HeadShape, cfg: Fit) -> Any:
     torch.manual_seed(cfg.seed)
     idx = torch.tensor([i for i, t in enumerate(train) if t])
     if not len(idx):
-        raise ValueError("value fit: no training rows (every problem went to validation)")
+        raise ValueError("value fit: no training rows (every question went to validation)")
     x, y = rows.states[idx].float(), torch.tensor([float(rows.labels[i]) for i in idx.tolist()])
     head = new_head(x.shape[1], shape)
     with torch.no_grad():

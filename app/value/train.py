@@ -156,7 +156,7 @@ async def train(
     held = split(rows.groups, cfg.fit.validation, cfg.fit.seed)
     train_rows = [g not in held for g in rows.groups]
     validation = evaluate(fit(rows, train_rows, cfg.head, cfg.fit), rows, [not t for t in train_rows])
-    # the validation figures are those of a head fitted without the held-out problems; the head
+    # the validation figures are those of a head fitted without the held-out questions; the head
     # that ships is fitted again on every problem (the same recipe, more data)
     everything = [True] * len(rows.groups)
     head = fit(rows, everything, cfg.head, cfg.fit)
@@ -167,7 +167,8 @@ async def train(
         "problems": len({t.problem_id for t in samples}), "questions": write_questions(folder, (p.question for p in problems)),
         "rollouts": cfg.rollouts.model_dump(), "seed": cfg.seed, "labels": cfg.label_mode(), "fit": cfg.fit.model_dump(),
         "samples": len(samples), "right": sum(t.correct for t in samples), "rows": len(rows.labels),
-        "validation_problems": len({t.problem_id for t in samples if t.question in held}), "validation": validation, "training": evaluate(head, rows, everything),
+        "validation_problems": len({t.problem_id for t in samples if t.question in held}), "validation_questions": len(held),
+        "validation": validation, "training": evaluate(head, rows, everything),
     }
     facts["training"].pop("calibration")
     facts["calibration_png"] = plot_calibration(folder / "calibration.png", validation["calibration"], f"{cfg.name}: validation")
