@@ -58,12 +58,8 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+@one_thread()
 def fit(rows: Rows, train: Sequence[bool], shape: HeadShape, cfg: Fit) -> Any:
-    with one_thread():
-        return _fit(rows, train, shape, cfg)
-
-
-def _fit(rows: Rows, train: Sequence[bool], shape: HeadShape, cfg: Fit) -> Any:
     import torch
 
     torch.manual_seed(cfg.seed)
